@@ -1,1 +1,22 @@
-//! placeholder
+//! Tessera's pure logic, shared by the issuer and the verifier.
+//!
+//! This crate owns what a token *is*: its claims ([`claims`]), the grants it
+//! carries ([`grants`]), how it is signed and checked ([`jwt`], [`keys`]), how
+//! passwords are hashed ([`password`]) and where "now" comes from ([`clock`]).
+//! It does no I/O and knows nothing of databases or gRPC, so every rule here
+//! is testable with plain values, and time is always a parameter.
+
+pub mod claims;
+pub mod clock;
+pub mod duration;
+pub mod error;
+pub mod grants;
+pub mod jwt;
+pub mod keys;
+pub mod password;
+pub mod random;
+
+pub use claims::{Claims, TokenType};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::CoreError;
+pub use grants::Grant;

@@ -1,0 +1,225 @@
+//! Signing and checking Tessera tokens (compact JWS, EdDSA only).
+//!
+//! Checking is split so both services share one rule set: [`check`] decides
+//! whether a token string is well-formed, signed by a known key and inside its
+//! time window. What it cannot know — disabled, revoked, permissions — is the
+//! caller's job.
+
+use crate::keys::{ALGORITHM, Signer, VerifyingKey};
+use crate::{Claims, CoreError};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::Deserialize;
+
+/// The longest token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Signs `claims` with `signer`, naming its key in the header.
+pub fn sign(claims: &Claims, signer: &Signer) -> Result<String, CoreError> {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("JWT".into());
+    header.kid = Some(signer.kid.clone());
+    jsonwebtoken::encode(&header, claims, &signer.key)
+        .map_err(|e| CoreError::Signing(e.to_string()))
+}
+
+/// Why a token string was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a JWT, too large, or its header or claims are unreadable.
+    Malformed,
+    /// The signature does not match, or the algorithm is not EdDSA.
+    BadSignature,
+    /// The `kid` names no key this checker knows.
+    UnknownKey,
+    /// Past its `exp` (plus leeway).
+    Expired,
+    /// Before its `nbf` (minus leeway).
+    NotYetValid,
+}
+
+/// A refusal with a message a person can act on (never containing the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// The reason code.
+    pub reason: Rejection,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn reject(reason: Rejection, message: impl Into<String>) -> Rejected {
+    Rejected {
+        reason,
+        message: message.into(),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// Reads the `kid` of a token without checking anything else, refusing
+/// tokens that are oversized, malformed or not EdDSA.
+pub fn key_id(token: &str) -> Result<String, Rejected> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(reject(Rejection::Malformed, "token is larger than 8 KiB"));
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(reject(
+            Rejection::Malformed,
+            "token is not a compact JWS (three dot-separated parts)",
+        ));
+    };
+    let header = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| reject(Rejection::Malformed, "token header is not base64url"))?;
+    let header: RawHeader = serde_json::from_slice(&header)
+        .map_err(|_| reject(Rejection::Malformed, "token header is not a JWS header"))?;
+    if header.alg != ALGORITHM {
+        return Err(reject(
+            Rejection::BadSignature,
+            format!(
+                "algorithm {:?} is not accepted: tokens are signed with EdDSA",
+                header.alg
+            ),
+        ));
+    }
+    header
+        .kid
+        .ok_or_else(|| reject(Rejection::Malformed, "token header names no key (kid)"))
+}
+
+/// Checks a token's form, signature and time window at `now` (Unix seconds),
+/// allowing `leeway_secs` of clock skew. `key` finds the public key for a `kid`.
+pub fn check<'k>(
+    token: &str,
+    key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+    now: i64,
+    leeway_secs: i64,
+) -> Result<Claims, Rejected> {
+    let kid = key_id(token)?;
+    let Some(key) = key(&kid) else {
+        return Err(reject(
+            Rejection::UnknownKey,
+            "token is signed by an unknown key",
+        ));
+    };
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => {
+                reject(Rejection::BadSignature, "token signature does not match")
+            }
+            _ => reject(Rejection::Malformed, "token claims are unreadable"),
+        })?
+        .claims;
+    if now > claims.exp.saturating_add(leeway_secs) {
+        return Err(reject(Rejection::Expired, "token has expired"));
+    }
+    if now.saturating_add(leeway_secs) < claims.nbf {
+        return Err(reject(Rejection::NotYetValid, "token is not valid yet"));
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{self, Kek};
+    use crate::{Grant, TokenType};
+
+    fn setup() -> (Signer, VerifyingKey) {
+        let kek = Kek::generate().expect("kek");
+        let pair = keys::generate(&kek).expect("generate");
+        let signer = Signer::unseal(&kek, &pair.kid, &pair.sealed_private_key).expect("unseal");
+        let verifying = VerifyingKey::from_public(&pair.kid, &pair.public_key).expect("public");
+        (signer, verifying)
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            iss: "tessera".into(),
+            sub: "u1".into(),
+            jti: "t1".into(),
+            iat: 1_000,
+            nbf: 1_000,
+            exp: 2_000,
+            typ: TokenType::Api,
+            grants: vec![Grant::everything()],
+        }
+    }
+
+    #[test]
+    fn a_signed_token_checks_inside_its_window_only() {
+        let (signer, key) = setup();
+        let token = sign(&claims(), &signer).expect("sign");
+        let found = |kid: &str| (kid == key.kid).then_some(&key);
+        assert_eq!(check(&token, found, 1_500, 0), Ok(claims()));
+        let expired = check(&token, found, 2_001, 0).expect_err("expired");
+        assert_eq!(expired.reason, Rejection::Expired);
+        assert!(check(&token, found, 2_030, 60).is_ok(), "leeway applies");
+        let early = check(&token, found, 999, 0).expect_err("early");
+        assert_eq!(early.reason, Rejection::NotYetValid);
+    }
+
+    #[test]
+    fn a_tampered_or_foreign_token_is_refused() {
+        let (signer, key) = setup();
+        let (_, other) = setup();
+        let token = sign(&claims(), &signer).expect("sign");
+        let wrong_key = |_: &str| Some(&other);
+        assert_eq!(
+            check(&token, wrong_key, 1_500, 0).expect_err("").reason,
+            Rejection::BadSignature
+        );
+        assert_eq!(
+            check(&token, |_| None, 1_500, 0).expect_err("").reason,
+            Rejection::UnknownKey
+        );
+
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let mut forged = claims();
+        forged.sub = "someone-else".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).expect("json"));
+        let tampered = parts.join(".");
+        let found = |_: &str| Some(&key);
+        assert_eq!(
+            check(&tampered, found, 1_500, 0).expect_err("").reason,
+            Rejection::BadSignature
+        );
+    }
+
+    #[test]
+    fn other_algorithms_and_garbage_are_refused() {
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k"}"#),
+            URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#)
+        );
+        assert_eq!(key_id(&none).expect_err("").reason, Rejection::BadSignature);
+        let hs = format!(
+            "{}.e30.sig",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"k"}"#)
+        );
+        assert_eq!(key_id(&hs).expect_err("").reason, Rejection::BadSignature);
+        assert_eq!(key_id("").expect_err("").reason, Rejection::Malformed);
+        assert_eq!(
+            key_id("not a token").expect_err("").reason,
+            Rejection::Malformed
+        );
+        assert_eq!(key_id("a.b.c").expect_err("").reason, Rejection::Malformed);
+        let big = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(key_id(&big).expect_err("").reason, Rejection::Malformed);
+    }
+}
