@@ -1,1 +1,21 @@
-//! placeholder
+//! Tessera's database schema, as sea-orm migrations.
+//!
+//! The issuer applies these at start ([`Migrator::up`] is idempotent: applied
+//! migrations are recorded and skipped), on SQLite and on PostgreSQL alike.
+//! Times are stored as Unix seconds (`BIGINT`) so they compare and index the
+//! same way on both databases, and match the JWT claims they mirror.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_initial;
+
+/// Every migration, in order.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_initial::Migration)]
+    }
+}

@@ -1,1 +1,21 @@
-//! placeholder
+//! Tessera's storage, shared by the issuer and the verifier.
+//!
+//! This crate owns the database: connecting (SQLite by default, PostgreSQL in
+//! production), applying migrations, the sea-orm entities ([`entity`]) and
+//! every query the services run. A change and the revocation and audit events
+//! it causes are written in one transaction, so a failure never leaves half a
+//! change behind. Token *strings* never reach the store: only their ids and
+//! metadata do.
+
+pub mod audit;
+mod connect;
+pub mod entity;
+mod error;
+pub mod keys;
+pub mod revocation;
+pub mod tokens;
+pub mod users;
+
+pub use connect::{Backend, ConnectConfig, Store};
+pub use error::StoreError;
+pub use sea_orm::DatabaseConnection;
