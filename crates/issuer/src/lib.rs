@@ -1,1 +1,27 @@
-//! placeholder
+//! Tessera's issuer: users, password logins, API tokens and signing keys,
+//! served over gRPC.
+//!
+//! The binary `tessera-issuer` is a thin wrapper: everything lives here so
+//! tests start the real server in-process ([`Issuer::bind`] on port 0, then
+//! [`Issuer::run_until`]).
+//!
+//! Modules: [`config`] (flags and variables), `auth` (who is calling),
+//! `service` (one module per gRPC service), `issue` (minting a token),
+//! `bootstrap` (KEK, first admin, first key), `server` (serving and health),
+//! [`error`] (the one mapping to `tonic::Status`).
+
+mod auth;
+mod bootstrap;
+pub mod config;
+mod convert;
+pub mod error;
+mod issue;
+mod server;
+mod service;
+mod state;
+mod validate;
+
+pub use bootstrap::ADMIN_USERNAME;
+pub use config::IssuerConfig;
+pub use error::IssuerError;
+pub use server::Issuer;

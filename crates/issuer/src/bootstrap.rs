@@ -1,0 +1,181 @@
+//! Start-up: the key-encryption key, the database, the first administrator
+//! and the first signing key.
+
+use crate::IssuerConfig;
+use crate::error::IssuerError;
+use crate::state::Shared;
+use std::path::{Path, PathBuf};
+use tessera_core::keys::{self, Kek, Signer};
+use tessera_core::{Grant, password, random};
+use tessera_store::users::NewUser;
+use tessera_store::{ConnectConfig, Store, StoreError};
+
+/// The administrator created on first start.
+pub const ADMIN_USERNAME: &str = "admin";
+
+/// Finds the key-encryption key: `--kek`, then `--kek-file`, then (SQLite
+/// only) a `.kek` file beside the database, generated on first start.
+pub(crate) fn resolve_kek(config: &IssuerConfig) -> Result<Kek, IssuerError> {
+    let bad = |what: String| IssuerError::FailedPrecondition(what);
+    if let Some(text) = &config.kek {
+        return Kek::from_base64(text).map_err(|e| bad(format!("TESSERA_KEK: {e}")));
+    }
+    if let Some(path) = &config.kek_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read the KEK file {}: {e}", path.display())))?;
+        return Kek::from_base64(&text)
+            .map_err(|e| bad(format!("KEK file {}: {e}", path.display())));
+    }
+    let Some(db_path) = config.sqlite_path() else {
+        if config.database_url.starts_with("sqlite:") {
+            tracing::warn!(
+                "no key encryption key configured; using a throw-away one for an in-memory database"
+            );
+            return Ok(Kek::generate()?);
+        }
+        return Err(bad(
+            "set TESSERA_KEK or TESSERA_KEK_FILE: a key encryption key is required with PostgreSQL"
+                .into(),
+        ));
+    };
+    let kek_path = sibling_kek_path(&db_path);
+    if kek_path.exists() {
+        let text = std::fs::read_to_string(&kek_path).map_err(|e| {
+            bad(format!(
+                "cannot read the KEK file {}: {e}",
+                kek_path.display()
+            ))
+        })?;
+        return Kek::from_base64(&text)
+            .map_err(|e| bad(format!("KEK file {}: {e}", kek_path.display())));
+    }
+    let kek = Kek::generate()?;
+    write_private(&kek_path, &kek.to_base64()).map_err(|e| {
+        bad(format!(
+            "cannot write a KEK file at {}: {e}",
+            kek_path.display()
+        ))
+    })?;
+    let warning = format!(
+        "DEVELOPMENT MODE: generated a key encryption key at {} because neither TESSERA_KEK nor \
+         TESSERA_KEK_FILE is set. Anyone who can read that file can read the signing keys. \
+         In production, give the issuer its KEK from a secret store.",
+        kek_path.display()
+    );
+    tracing::warn!("{warning}");
+    eprintln!("WARNING: {warning}");
+    Ok(kek)
+}
+
+fn sibling_kek_path(db_path: &Path) -> PathBuf {
+    let mut name = db_path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".kek");
+    db_path.with_file_name(name)
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Checks the admin password from the configuration before anything starts.
+pub(crate) fn check_admin_password(config: &IssuerConfig) -> Result<(), IssuerError> {
+    match &config.admin_password {
+        Some(p) if p.chars().count() < password::MIN_LENGTH => {
+            Err(IssuerError::FailedPrecondition(format!(
+                "TESSERA_ADMIN_PASSWORD must be at least {} characters",
+                password::MIN_LENGTH
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Connects, migrates, and makes sure an administrator and a signing key
+/// exist. Safe to run in several replicas at once.
+pub(crate) async fn start(shared: &Shared) -> Result<Store, IssuerError> {
+    let config = &shared.config;
+    let mut connect = ConnectConfig::new(config.database_url.clone());
+    connect.max_connections = config.db_max_connections;
+    connect.schema = config.db_schema.clone();
+    let store = Store::connect_with(connect).await?;
+    store.migrate().await?;
+    ensure_admin(shared, &store).await?;
+    ensure_signing_key(shared, &store).await?;
+    Ok(store)
+}
+
+async fn ensure_admin(shared: &Shared, store: &Store) -> Result<(), IssuerError> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &shared.config.admin_password {
+        Some(p) => (p.clone(), false),
+        None => (random::url_safe_string::<18>()?, true),
+    };
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || password::hash(&password))
+            .await
+            .map_err(|e| IssuerError::Internal(format!("hashing task failed: {e}")))??
+    };
+    let new = NewUser {
+        id: uuid::Uuid::now_v7().to_string(),
+        username: ADMIN_USERNAME.into(),
+        password_hash: hash,
+        admin: true,
+        enabled: true,
+        grants: vec![Grant::everything()],
+    };
+    let audit =
+        tessera_store::audit::NewAudit::ok("-", "user.create", format!("user:{ADMIN_USERNAME}"))
+            .with_outcome("ok", "first start: created the administrator");
+    match store.create_user(shared.now(), new, Some(audit)).await {
+        Ok(_) => {
+            if generated {
+                // Shown once, on the console, never through the log pipeline.
+                eprintln!(
+                    "\n  Created user `{ADMIN_USERNAME}` with password: {password}\n  \
+                     It is shown only this once. Set TESSERA_ADMIN_PASSWORD to choose it instead.\n"
+                );
+            }
+            tracing::info!(user = ADMIN_USERNAME, "created the first administrator");
+            Ok(())
+        }
+        // Another replica got there first.
+        Err(StoreError::AlreadyExists) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn ensure_signing_key(shared: &Shared, store: &Store) -> Result<(), IssuerError> {
+    let now = shared.now();
+    let row = match store.signing_key(now).await? {
+        Some(row) => row,
+        None => {
+            let pair = keys::generate(&shared.kek)?;
+            tracing::info!(kid = %pair.kid, "generated the first signing key");
+            store.insert_key(now, pair, now).await?
+        }
+    };
+    // Unseal now so a wrong KEK is reported at start, not at the first login.
+    Signer::unseal(&shared.kek, &row.kid, &row.sealed_private_key).map_err(|e| {
+        IssuerError::FailedPrecondition(format!(
+            "{e}: is TESSERA_KEK the one this database was set up with?"
+        ))
+    })?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The issuer's configuration: flags, `TESSERA_*` variables, and defaults
+//! that run as-is.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn duration(text: &str) -> Result<Duration, String> {
+    tessera_core::duration::parse(text)
+}
+
+/// Where the issuer keeps its SQLite database when no URL is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera-data/tessera.db?mode=rwc";
+
+/// The issuer's default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+/// Everything the issuer can be told.
+#[derive(Debug, Clone, Args)]
+pub struct IssuerConfig {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "TESSERA_ISSUER_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// Database URL: `sqlite://PATH?mode=rwc` (the default, created on first
+    /// start) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Maximum pooled database connections.
+    #[arg(long, env = "TESSERA_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+
+    /// PostgreSQL schema to use instead of `public`.
+    #[arg(long, env = "TESSERA_DB_SCHEMA")]
+    pub db_schema: Option<String>,
+
+    /// The key-encryption key (base64 of 32 bytes) sealing signing keys at rest.
+    #[arg(long, env = "TESSERA_KEK", hide_env_values = true)]
+    pub kek: Option<String>,
+
+    /// A file holding the key-encryption key. With neither this nor
+    /// `--kek`, a SQLite issuer generates one beside its database file.
+    #[arg(long, env = "TESSERA_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+
+    /// Password of the `admin` user created on first start; generated and
+    /// printed once to stderr when unset.
+    #[arg(long, env = "TESSERA_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// The `iss` claim of every token.
+    #[arg(long, env = "TESSERA_ISSUER_NAME", default_value = "tessera")]
+    pub issuer_name: String,
+
+    /// Lifetime of an API token created without an expiry.
+    #[arg(long, env = "TESSERA_DEFAULT_TOKEN_LIFETIME", default_value = "7d", value_parser = duration)]
+    pub default_token_lifetime: Duration,
+
+    /// Longest lifetime an API token may be given.
+    #[arg(long, env = "TESSERA_MAX_TOKEN_LIFETIME", default_value = "365d", value_parser = duration)]
+    pub max_token_lifetime: Duration,
+
+    /// Lifetime of a web login session.
+    #[arg(long, env = "TESSERA_WEB_SESSION_LIFETIME", default_value = "30m", value_parser = duration)]
+    pub web_session_lifetime: Duration,
+
+    /// Lifetime of a token-service session when none is asked for.
+    #[arg(long, env = "TESSERA_TOKEN_SERVICE_SESSION_LIFETIME", default_value = "5m", value_parser = duration)]
+    pub token_service_session_lifetime: Duration,
+
+    /// Lifetime of an API login session.
+    #[arg(long, env = "TESSERA_API_SESSION_LIFETIME", default_value = "1h", value_parser = duration)]
+    pub api_session_lifetime: Duration,
+
+    /// Longest lifetime a session may ask for.
+    #[arg(long, env = "TESSERA_MAX_SESSION_LIFETIME", default_value = "1d", value_parser = duration)]
+    pub max_session_lifetime: Duration,
+
+    /// Clock skew allowed when checking a token's time window.
+    #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = duration)]
+    pub clock_leeway: Duration,
+
+    /// How often the store is checked for health reporting.
+    #[arg(long, env = "TESSERA_HEALTH_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub health_interval: Duration,
+
+    /// Longest time one request may run before it is cancelled.
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub request_timeout: Duration,
+
+    /// Most requests served at once; more wait.
+    #[arg(long, env = "TESSERA_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
+    pub max_concurrent_requests: usize,
+}
+
+impl IssuerConfig {
+    /// The defaults, listening on `listen` with the database at `database_url`.
+    /// What tests and embedders start from.
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
+        Self {
+            listen,
+            database_url: database_url.into(),
+            db_max_connections: 10,
+            db_schema: None,
+            kek: None,
+            kek_file: None,
+            admin_password: None,
+            issuer_name: "tessera".into(),
+            default_token_lifetime: Duration::from_secs(7 * 86_400),
+            max_token_lifetime: Duration::from_secs(365 * 86_400),
+            web_session_lifetime: Duration::from_secs(30 * 60),
+            token_service_session_lifetime: Duration::from_secs(5 * 60),
+            api_session_lifetime: Duration::from_secs(3_600),
+            max_session_lifetime: Duration::from_secs(86_400),
+            clock_leeway: Duration::from_secs(60),
+            health_interval: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+        }
+    }
+
+    /// The SQLite file the database URL names, if it names one.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_found_in_urls() {
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let path = |url: &str| IssuerConfig::new(addr, url).sqlite_path();
+        assert_eq!(
+            path(DEFAULT_DATABASE_URL),
+            Some("tessera-data/tessera.db".into())
+        );
+        assert_eq!(
+            path("sqlite:///tmp/x.db?mode=rwc"),
+            Some("/tmp/x.db".into())
+        );
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("postgres://postgres@localhost/test"), None);
+    }
+}

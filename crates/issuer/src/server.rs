@@ -1,0 +1,148 @@
+//! Binding, serving, health and shutdown.
+
+use crate::error::IssuerError;
+use crate::service::{audit::Audit, keys::Keys, session::Sessions, tokens::Tokens, users::Users};
+use crate::state::Shared;
+use crate::{IssuerConfig, bootstrap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_core::Clock;
+use tessera_proto::v1::{
+    audit_service_server::AuditServiceServer, key_service_server::KeyServiceServer,
+    session_service_server::SessionServiceServer, token_service_server::TokenServiceServer,
+    user_service_server::UserServiceServer,
+};
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// The names health is reported under: the whole server (`""`) and each service.
+const SERVICES: &[&str] = &[
+    "",
+    <SessionServiceServer<Sessions> as NamedService>::NAME,
+    <TokenServiceServer<Tokens> as NamedService>::NAME,
+    <UserServiceServer<Users> as NamedService>::NAME,
+    <KeyServiceServer<Keys> as NamedService>::NAME,
+    <AuditServiceServer<Audit> as NamedService>::NAME,
+];
+
+/// A bound, not yet serving, issuer.
+#[derive(Debug)]
+pub struct Issuer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Issuer {
+    /// Checks the configuration, finds the KEK and binds the listen address.
+    /// The store is connected later, in the background, while health says
+    /// NOT_SERVING.
+    pub async fn bind(config: IssuerConfig, clock: Arc<dyn Clock>) -> Result<Self, IssuerError> {
+        bootstrap::check_admin_password(&config)?;
+        let kek = bootstrap::resolve_kek(&config)?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            IssuerError::FailedPrecondition(format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared::new(config, clock, kek)?),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, IssuerError> {
+        self.listener
+            .local_addr()
+            .map_err(|e| IssuerError::Internal(format!("no local address: {e}")))
+    }
+
+    /// Serves until `shutdown` completes, then stops taking calls and lets
+    /// calls in flight finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), IssuerError> {
+        let shared = self.shared;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::NotServing).await;
+        let background = tokio::spawn(keep_healthy(shared.clone(), reporter.clone()));
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| IssuerError::Internal(format!("reflection: {e}")))?;
+
+        let config = &shared.config;
+        let result = Server::builder()
+            .timeout(config.request_timeout)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                config.max_concurrent_requests,
+            ))
+            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(SessionServiceServer::new(Sessions(shared.clone())))
+            .add_service(TokenServiceServer::new(Tokens(shared.clone())))
+            .add_service(UserServiceServer::new(Users(shared.clone())))
+            .add_service(KeyServiceServer::new(Keys(shared.clone())))
+            .add_service(AuditServiceServer::new(Audit(shared.clone())))
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), shutdown)
+            .await;
+        background.abort();
+        result.map_err(|e| IssuerError::Internal(format!("server: {e}")))
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in SERVICES {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// Starts the store (retrying with back-off until it answers), then reports
+/// SERVING while the store answers and NOT_SERVING while it does not.
+async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bootstrap::start(&shared).await {
+            Ok(store) => {
+                shared.set_store(store);
+                break;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "issuer start-up failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::info!("issuer ready");
+    let mut serving = None;
+    loop {
+        let ok = match shared.store() {
+            Ok(store) => store.ping().await.is_ok(),
+            Err(_) => false,
+        };
+        if serving != Some(ok) {
+            if ok {
+                tracing::info!("store answers: serving");
+            } else {
+                tracing::warn!("store does not answer: not serving");
+            }
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&reporter, status).await;
+            serving = Some(ok);
+        }
+        tokio::time::sleep(shared.config.health_interval).await;
+    }
+}

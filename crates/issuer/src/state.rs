@@ -1,0 +1,96 @@
+//! What every RPC handler shares: configuration, the clock, the store once
+//! it is ready, and the key caches.
+
+use crate::IssuerConfig;
+use crate::error::IssuerError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use tessera_core::keys::{Kek, Signer, VerifyingKey};
+use tessera_core::{Clock, password};
+use tessera_store::Store;
+
+/// The issuer's shared state.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: IssuerConfig,
+    pub clock: Arc<dyn Clock>,
+    pub kek: Kek,
+    store: OnceLock<Store>,
+    signers: Mutex<HashMap<String, Signer>>,
+    verifying: RwLock<HashMap<String, VerifyingKey>>,
+    /// A hash checked when the user does not exist, so both cases take as long.
+    pub decoy_hash: String,
+}
+
+impl Shared {
+    pub fn new(config: IssuerConfig, clock: Arc<dyn Clock>, kek: Kek) -> Result<Self, IssuerError> {
+        Ok(Self {
+            config,
+            clock,
+            kek,
+            store: OnceLock::new(),
+            signers: Mutex::new(HashMap::new()),
+            verifying: RwLock::new(HashMap::new()),
+            decoy_hash: password::decoy_hash()?,
+        })
+    }
+
+    /// The store, once start-up has connected and migrated it.
+    pub fn store(&self) -> Result<&Store, IssuerError> {
+        self.store.get().ok_or_else(|| {
+            IssuerError::Unavailable("the issuer is starting: its store is not ready yet".into())
+        })
+    }
+
+    pub fn set_store(&self, store: Store) {
+        // A second start-up attempt cannot race the first: there is one.
+        let _ = self.store.set(store);
+    }
+
+    /// Now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.now().timestamp()
+    }
+
+    /// The key that signs at `now`, unsealed (and cached: unsealing is not free).
+    pub async fn signer(&self, store: &Store, now: i64) -> Result<Signer, IssuerError> {
+        let row = store.signing_key(now).await?.ok_or_else(|| {
+            IssuerError::Unavailable(
+                "no signing key is active; the issuer is still starting".into(),
+            )
+        })?;
+        let mut signers = self.signers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(signer) = signers.get(&row.kid) {
+            return Ok(signer.clone());
+        }
+        let signer = Signer::unseal(&self.kek, &row.kid, &row.sealed_private_key)?;
+        signers.insert(row.kid.clone(), signer.clone());
+        Ok(signer)
+    }
+
+    /// The public key named `kid`, reloading the published keys once when it
+    /// is not known yet (a key rotated in by another replica).
+    pub async fn verifying_key(
+        &self,
+        store: &Store,
+        kid: &str,
+    ) -> Result<Option<VerifyingKey>, IssuerError> {
+        if let Some(key) = self
+            .verifying
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kid)
+        {
+            return Ok(Some(key.clone()));
+        }
+        let rows = store.published_keys(self.now()).await?;
+        let mut fresh = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let key = VerifyingKey::from_public(&row.kid, &row.public_key)?;
+            fresh.insert(row.kid, key);
+        }
+        let found = fresh.get(kid).cloned();
+        *self.verifying.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(found)
+    }
+}
