@@ -1,0 +1,45 @@
+//! `tessera`, the command line client of Tessera's issuer.
+//!
+//! It owns argument parsing ([`args`]), turning answers into text
+//! ([`output`]) and gRPC statuses into one line a person can act on
+//! ([`error`]). Exit codes: 0 success, 1 a failed operation, 2 a usage error.
+
+pub mod args;
+mod commands;
+pub mod error;
+mod output;
+
+use clap::Parser;
+use std::ffi::OsString;
+use std::io::Write;
+
+pub use error::CliError;
+
+/// Runs the command line `argv`, writing results to `out` and problems to
+/// `err`; returns the exit code.
+pub async fn run<I, T>(argv: I, out: &mut dyn Write, err: &mut dyn Write) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match args::Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let text = e.render().to_string();
+            let _ = if code == 0 {
+                out.write_all(text.as_bytes())
+            } else {
+                err.write_all(text.as_bytes())
+            };
+            return code;
+        }
+    };
+    match commands::run(cli, out).await {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            e.exit_code()
+        }
+    }
+}
