@@ -1,1 +1,12 @@
+//! End-to-end tests: real servers in-process on `127.0.0.1:0`, called with
+//! the generated gRPC clients, on SQLite and (when
+//! `TESSERA_TEST_POSTGRES_URL` is set) on PostgreSQL.
 
+mod support;
+
+mod cli;
+mod health;
+mod keys;
+mod login;
+mod store;
+mod tokens;
