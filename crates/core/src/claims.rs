@@ -55,4 +55,12 @@ pub struct Claims {
     /// What the token may do.
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// The token's secret version: 0 when created, one more at each
+    /// rotation, so a rotation can retire older secrets of the same token id.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ver: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }

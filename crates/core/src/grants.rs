@@ -30,12 +30,8 @@ impl Grant {
 
     /// Whether this grant allows `action` on `resource` (a type or `type/item`).
     pub fn allows(&self, resource: &str, action: &str) -> bool {
-        let resource_ok = self.resource == WILDCARD
-            || self.resource == resource
-            || resource
-                .strip_prefix(self.resource.as_str())
-                .is_some_and(|rest| rest.starts_with('/'));
-        resource_ok && self.actions.iter().any(|a| a == WILDCARD || a == action)
+        covers(&self.resource, resource)
+            && self.actions.iter().any(|a| a == WILDCARD || a == action)
     }
 
     /// Sorts and de-duplicates the actions, so equal grants compare equal.
@@ -49,6 +45,58 @@ impl Grant {
 /// Whether any grant in `grants` allows `action` on `resource`.
 pub fn allows(grants: &[Grant], resource: &str, action: &str) -> bool {
     grants.iter().any(|g| g.allows(resource, action))
+}
+
+/// Whether resource pattern `outer` covers resource `inner` (itself, one of
+/// its items, or everything).
+fn covers(outer: &str, inner: &str) -> bool {
+    outer == WILDCARD
+        || outer == inner
+        || inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// What both grant sets allow: each grant of `a` cut down to what `b` allows.
+/// Used to hold a token to its owner's (possibly reduced) grants.
+pub fn intersect(a: &[Grant], b: &[Grant]) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for g in a {
+        for c in b {
+            let resource = if covers(&c.resource, &g.resource) {
+                &g.resource
+            } else if covers(&g.resource, &c.resource) {
+                &c.resource
+            } else {
+                continue;
+            };
+            let c_all = c.actions.iter().any(|x| x == WILDCARD);
+            let g_all = g.actions.iter().any(|x| x == WILDCARD);
+            let actions: Vec<String> = if c_all {
+                g.actions.clone()
+            } else if g_all {
+                c.actions.clone()
+            } else {
+                g.actions
+                    .iter()
+                    .filter(|x| c.actions.contains(x))
+                    .cloned()
+                    .collect()
+            };
+            if !actions.is_empty() {
+                out.push(
+                    Grant {
+                        resource: resource.clone(),
+                        actions,
+                    }
+                    .normalized(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]
@@ -77,6 +125,30 @@ mod tests {
         assert!(g.allows("repositories/Samples", "run"));
         assert!(!g.allows("repositories", "run"));
         assert!(!g.allows("repositories/Other", "run"));
+    }
+
+    #[test]
+    fn intersection_keeps_only_what_both_allow() {
+        let token = [
+            grant("repositories", &["read", "run"]),
+            grant("jobs", &["read"]),
+        ];
+        let owner = [grant("repositories/Samples", &["read", "write"])];
+        assert_eq!(
+            intersect(&token, &owner),
+            [grant("repositories/Samples", &["read"])]
+        );
+        assert_eq!(intersect(&token, &[Grant::everything()]), {
+            let mut all = token.to_vec();
+            all.sort();
+            all
+        });
+        assert!(intersect(&token, &[]).is_empty());
+        for g in intersect(&token, &owner) {
+            for a in &g.actions {
+                assert!(allows(&token, &g.resource, a) && allows(&owner, &g.resource, a));
+            }
+        }
     }
 
     #[test]

@@ -157,6 +157,7 @@ mod tests {
             exp: 2_000,
             typ: TokenType::Api,
             grants: vec![Grant::everything()],
+            ver: 0,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 pub mod random;
+pub mod revocation;
 
 pub use claims::{Claims, TokenType};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -42,6 +42,7 @@ pub(crate) async fn mint(
         exp: mint.expire_time,
         typ: mint.token_type,
         grants: mint.grants.clone(),
+        ver: 0,
     };
     let secret = jwt::sign(&claims, &signer)?;
     let name = mint.name.clone();

@@ -2,12 +2,16 @@
 //! allows, in one strictly ordered sequence that verifiers follow.
 
 use crate::entity::{revocation_event, sequence};
+use crate::error::corrupt;
 use crate::{Store, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set,
 };
+use serde::Deserialize;
+use tessera_core::Grant;
+use tessera_core::revocation::{Change, Event, Id};
 
 const SEQUENCE: &str = "revocation";
 
@@ -22,8 +26,14 @@ pub enum EventKind {
     EnableToken,
     /// Every token of a user issued before `issued_before` is refused.
     RevokeUserBefore,
-    /// The token's grants or expiry were narrowed; `detail` has the new ones.
+    /// The token's grants or expiry were narrowed; `detail` has the new ones:
+    /// `{"expire_time": 1700000000, "grants": [...]}` (either may be absent).
     NarrowToken,
+    /// The token was rotated: `detail` is `{"min_version": 2, "effective_at": T}`;
+    /// secrets of older versions are refused from `effective_at` on.
+    RotateToken,
+    /// The user's tokens are held to `detail`'s `{"grants": [...]}`.
+    UserCeiling,
 }
 
 impl EventKind {
@@ -35,6 +45,8 @@ impl EventKind {
             EventKind::EnableToken => "enable_token",
             EventKind::RevokeUserBefore => "revoke_user_before",
             EventKind::NarrowToken => "narrow_token",
+            EventKind::RotateToken => "rotate_token",
+            EventKind::UserCeiling => "user_ceiling",
         }
     }
 
@@ -46,6 +58,8 @@ impl EventKind {
             "enable_token" => EventKind::EnableToken,
             "revoke_user_before" => EventKind::RevokeUserBefore,
             "narrow_token" => EventKind::NarrowToken,
+            "rotate_token" => EventKind::RotateToken,
+            "user_ceiling" => EventKind::UserCeiling,
             _ => return None,
         })
     }
@@ -76,6 +90,114 @@ impl NewRevocation {
             prune_after: token_expire_time,
         }
     }
+
+    /// The token now expires at `expire_time` and/or holds only `grants`.
+    pub fn narrow_token(
+        token_id: &str,
+        user_id: &str,
+        expire_time: Option<i64>,
+        grants: Option<&[Grant]>,
+        token_expire_time: i64,
+    ) -> Self {
+        let mut detail = serde_json::Map::new();
+        if let Some(e) = expire_time {
+            detail.insert("expire_time".into(), e.into());
+        }
+        if let Some(g) = grants {
+            detail.insert("grants".into(), serde_json::to_value(g).unwrap_or_default());
+        }
+        Self {
+            detail: detail.into(),
+            ..Self::token(EventKind::NarrowToken, token_id, user_id, token_expire_time)
+        }
+    }
+
+    /// Secrets of the token older than `min_version` are refused from
+    /// `effective_at` on; prunable once the newest old secret has expired.
+    pub fn rotate_token(
+        token_id: &str,
+        user_id: &str,
+        min_version: u32,
+        effective_at: i64,
+        prune_after: i64,
+    ) -> Self {
+        Self {
+            detail: serde_json::json!({ "min_version": min_version, "effective_at": effective_at }),
+            ..Self::token(EventKind::RotateToken, token_id, user_id, prune_after)
+        }
+    }
+
+    /// Every token of the user issued before `issued_before` is refused;
+    /// prunable once the longest-lived such token has expired.
+    pub fn revoke_user_before(user_id: &str, issued_before: i64, prune_after: i64) -> Self {
+        Self {
+            kind: EventKind::RevokeUserBefore,
+            token_id: None,
+            user_id: Some(user_id.into()),
+            issued_before: Some(issued_before),
+            detail: serde_json::Value::Null,
+            prune_after,
+        }
+    }
+
+    /// The user's tokens are held to `grants`.
+    pub fn user_ceiling(user_id: &str, grants: &[Grant], prune_after: i64) -> Self {
+        Self {
+            kind: EventKind::UserCeiling,
+            token_id: None,
+            user_id: Some(user_id.into()),
+            issued_before: None,
+            detail: serde_json::json!({ "grants": grants }),
+            prune_after,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Detail {
+    expire_time: Option<i64>,
+    grants: Option<Vec<Grant>>,
+    min_version: u32,
+    effective_at: i64,
+}
+
+/// Turns a stored event into the form the revocation set applies.
+pub fn decode(row: &revocation_event::Model) -> Result<Event, StoreError> {
+    let bad = |why: &str| corrupt(&format!("revocation event {}", row.seq), why);
+    let kind = EventKind::parse(&row.kind).ok_or_else(|| bad("unknown kind"))?;
+    let detail: Detail = if row.detail.is_empty() || row.detail == "null" {
+        Detail::default()
+    } else {
+        serde_json::from_str(&row.detail).map_err(|e| bad(&e.to_string()))?
+    };
+    let change = match kind {
+        EventKind::RevokeToken => Change::RevokeToken,
+        EventKind::DisableToken => Change::DisableToken,
+        EventKind::EnableToken => Change::EnableToken,
+        EventKind::NarrowToken => Change::NarrowToken {
+            expire_time: detail.expire_time,
+            grants: detail.grants,
+        },
+        EventKind::RotateToken => Change::RotateToken {
+            min_version: detail.min_version,
+            effective_at: detail.effective_at,
+        },
+        EventKind::RevokeUserBefore => Change::RevokeUserBefore {
+            issued_before: row.issued_before.ok_or_else(|| bad("no issued_before"))?,
+        },
+        EventKind::UserCeiling => Change::UserCeiling {
+            grants: detail.grants.ok_or_else(|| bad("no grants"))?,
+        },
+    };
+    let id = |text: &Option<String>| text.as_deref().and_then(Id::parse);
+    Ok(Event {
+        seq: row.seq,
+        token: id(&row.token_id),
+        user: id(&row.user_id),
+        change,
+        prune_after: row.prune_after,
+    })
 }
 
 /// Appends `event` inside the caller's transaction and returns its sequence
@@ -132,6 +254,31 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?)
+    }
+
+    /// Live events (not yet prunable at `now`) with a sequence number above
+    /// `after`, oldest first, at most `limit`: what a starting verifier loads.
+    pub async fn live_revocations_after(
+        &self,
+        after: i64,
+        now: i64,
+        limit: u64,
+    ) -> Result<Vec<revocation_event::Model>, StoreError> {
+        Ok(revocation_event::Entity::find()
+            .filter(revocation_event::Column::Seq.gt(after))
+            .filter(revocation_event::Column::PruneAfter.gt(now))
+            .order_by_asc(revocation_event::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// The highest sequence number handed out so far (0 before any event).
+    pub async fn last_revocation_seq(&self) -> Result<i64, StoreError> {
+        Ok(sequence::Entity::find_by_id(SEQUENCE)
+            .one(&self.db)
+            .await?
+            .map_or(0, |row| row.value))
     }
 
     /// How many events the log holds.
