@@ -1,0 +1,124 @@
+//! The verifier's configuration: flags, `TESSERA_*` variables, and defaults
+//! that run as-is beside a default issuer.
+
+use clap::Args;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn duration(text: &str) -> Result<Duration, String> {
+    tessera_core::duration::parse(text)
+}
+
+/// The verifier's default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
+
+/// The database the issuer uses by default (the verifier reads it).
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera-data/tessera.db?mode=rwc";
+
+/// Everything the verifier can be told.
+#[derive(Debug, Clone, Args)]
+pub struct VerifierConfig {
+    /// Address to listen on for gRPC.
+    #[arg(long, env = "TESSERA_VERIFIER_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// The issuer's database, read for public keys and revocation events.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// PostgreSQL schema to use instead of `public`.
+    #[arg(long, env = "TESSERA_DB_SCHEMA")]
+    pub db_schema: Option<String>,
+
+    /// Maximum pooled database connections.
+    #[arg(long, env = "TESSERA_VERIFIER_DB_MAX_CONNECTIONS", default_value_t = 4)]
+    pub db_max_connections: u32,
+
+    /// How often new revocation events are fetched.
+    #[arg(long, env = "TESSERA_SYNC_INTERVAL", default_value = "250ms", value_parser = duration_ms)]
+    pub sync_interval: Duration,
+
+    /// Past this long without a successful sync, every check answers STALE
+    /// and health reports NOT_SERVING (fail closed).
+    #[arg(long, env = "TESSERA_MAX_STALENESS", default_value = "30s", value_parser = duration)]
+    pub max_staleness: Duration,
+
+    /// How often the published keys are reloaded (an unknown `kid` also
+    /// triggers a reload, at most once per `--key-refresh-min-interval`).
+    #[arg(long, env = "TESSERA_KEY_REFRESH_INTERVAL", default_value = "30s", value_parser = duration)]
+    pub key_refresh_interval: Duration,
+
+    /// Least time between two reloads caused by unknown key ids.
+    #[arg(long, env = "TESSERA_KEY_REFRESH_MIN_INTERVAL", default_value = "1s", value_parser = duration_ms)]
+    pub key_refresh_min_interval: Duration,
+
+    /// Clock skew allowed when checking a token's time window.
+    #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = duration)]
+    pub clock_leeway: Duration,
+
+    /// Tokens whose signatures are remembered; a repeated token skips the
+    /// signature check (never the time, revocation or grant checks).
+    #[arg(long, env = "TESSERA_SIGNATURE_CACHE_SIZE", default_value_t = 100_000)]
+    pub signature_cache_size: usize,
+
+    /// Largest request accepted, in bytes; larger ones are refused by the transport.
+    #[arg(long, env = "TESSERA_VERIFIER_MAX_MESSAGE_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Longest time one request may run.
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub request_timeout: Duration,
+
+    /// Most requests served at once; more wait.
+    #[arg(long, env = "TESSERA_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
+    pub max_concurrent_requests: usize,
+}
+
+/// Like [`duration`], but also reads milliseconds (`250ms`).
+fn duration_ms(text: &str) -> Result<Duration, String> {
+    match text.trim().strip_suffix("ms") {
+        Some(ms) => ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{text:?} is not a duration")),
+        None => duration(text),
+    }
+}
+
+impl VerifierConfig {
+    /// The defaults, listening on `listen` and reading `database_url`.
+    pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
+        Self {
+            listen,
+            database_url: database_url.into(),
+            db_schema: None,
+            db_max_connections: 4,
+            sync_interval: Duration::from_millis(250),
+            max_staleness: Duration::from_secs(30),
+            key_refresh_interval: Duration::from_secs(30),
+            key_refresh_min_interval: Duration::from_secs(1),
+            clock_leeway: Duration::from_secs(60),
+            signature_cache_size: 100_000,
+            max_message_bytes: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(5),
+            max_concurrent_requests: 4096,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn milliseconds_and_plain_durations_parse() {
+        assert_eq!(
+            super::duration_ms("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            super::duration_ms("2s"),
+            Ok(std::time::Duration::from_secs(2))
+        );
+        assert!(super::duration_ms("fast").is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! Tessera's verifier: stateless verification of Tessera tokens.
+//!
+//! It checks a token's signature against the issuer's published keys, its
+//! time window, the revocation events it follows from the store, and — when
+//! asked — whether its grants cover an action on a resource. It holds no
+//! state it cannot rebuild from the store, so it scales out by adding
+//! processes. The binary `tessera-verifier` is a thin wrapper.
+//!
+//! Modules: [`config`], `view` (keys and revocation set, and how they are
+//! synced), `cache` (the signature cache), `verify` (the decision),
+//! `service` (the gRPC handler), `server` (serving, health, the sync loop),
+//! [`error`].
+
+mod cache;
+pub mod config;
+pub mod error;
+mod server;
+pub mod service;
+mod verify;
+pub mod view;
+
+pub use cache::SignatureCache;
+pub use config::VerifierConfig;
+pub use error::VerifierError;
+pub use server::VerifierServer;

@@ -1,0 +1,182 @@
+//! Binding, serving, health and the sync loop.
+
+use crate::config::VerifierConfig;
+use crate::error::VerifierError;
+use crate::service::{Shared, Verifier};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tessera_core::Clock;
+use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
+use tessera_store::{ConnectConfig, Store};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+const SERVICES: &[&str] = &["", <VerifierServiceServer<Verifier> as NamedService>::NAME];
+
+/// How often revocation entries of expired tokens are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// A bound, not yet serving, verifier.
+#[derive(Debug)]
+pub struct VerifierServer {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl VerifierServer {
+    /// Binds the listen address. The store is read later, in the background,
+    /// while health says NOT_SERVING.
+    pub async fn bind(
+        config: VerifierConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, VerifierError> {
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            VerifierError::Startup(format!("cannot listen on {}: {e}", config.listen))
+        })?;
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared::new(config, clock)),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Result<SocketAddr, VerifierError> {
+        self.listener
+            .local_addr()
+            .map_err(|e| VerifierError::Startup(format!("no local address: {e}")))
+    }
+
+    /// The shared state, for in-process benchmarks.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), VerifierError> {
+        let shared = self.shared;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::NotServing).await;
+        let sync = tokio::spawn(keep_in_sync(shared.clone(), reporter));
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| VerifierError::Startup(format!("reflection: {e}")))?;
+        let config = &shared.config;
+        let verifier = VerifierServiceServer::new(Verifier(shared.clone()))
+            .max_decoding_message_size(config.max_message_bytes);
+        let result = Server::builder()
+            .timeout(config.request_timeout)
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                config.max_concurrent_requests,
+            ))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(verifier)
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), shutdown)
+            .await;
+        sync.abort();
+        result.map_err(|e| VerifierError::Startup(format!("server: {e}")))
+    }
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in SERVICES {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+async fn connect(config: &VerifierConfig) -> Store {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut connect = ConnectConfig::new(config.database_url.clone());
+        connect.max_connections = config.db_max_connections;
+        connect.schema = config.db_schema.clone();
+        match Store::connect_with(connect).await {
+            Ok(store) => return store,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "cannot open the store");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Loads the view, then follows the revocation log every sync interval,
+/// reporting SERVING only while the view is fresh.
+async fn keep_in_sync(shared: Arc<Shared>, reporter: HealthReporter) {
+    let config = shared.config.clone();
+    let store = connect(&config).await;
+    let store = shared.store.get_or_init(|| store);
+    let view = &shared.view;
+    let policy = shared.policy();
+    let mut serving = false;
+    let mut failing = false;
+    let mut keys_refreshed = Instant::now();
+    let mut pruned = Instant::now();
+    loop {
+        let now_ms = shared.clock.now().timestamp_millis();
+        let result = if view.is_loaded() {
+            view.follow(store, now_ms).await.map(|_| ())
+        } else {
+            let started = Instant::now();
+            view.load(store, now_ms).await.inspect(|()| {
+                tracing::info!(
+                    entries = view.revocation_entries(),
+                    last_seq = view.last_seq(),
+                    took = ?started.elapsed(),
+                    "revocation view loaded"
+                );
+            })
+        };
+        match (&result, failing) {
+            (Err(e), false) => tracing::warn!(error = %e, "revocation sync failed; retrying"),
+            (Ok(()), true) => tracing::info!("revocation sync recovered"),
+            _ => {}
+        }
+        failing = result.is_err();
+        if view.is_loaded() && keys_refreshed.elapsed() >= config.key_refresh_interval {
+            keys_refreshed = Instant::now();
+            if let Err(e) = view.refresh_keys(store, now_ms.div_euclid(1000)).await {
+                tracing::warn!(error = %e, "could not reload keys");
+            }
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = Instant::now();
+            view.prune(now_ms.div_euclid(1000));
+        }
+        let fresh = view
+            .age_ms(now_ms)
+            .is_some_and(|age| age <= policy.max_staleness_ms);
+        if fresh != serving {
+            if fresh {
+                tracing::info!("revocation view is fresh: serving");
+            } else {
+                tracing::warn!("revocation view is stale: not serving, refusing every token");
+            }
+            set_health(
+                &reporter,
+                if fresh {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                },
+            )
+            .await;
+            serving = fresh;
+        }
+        tokio::time::sleep(config.sync_interval).await;
+    }
+}

@@ -1,0 +1,131 @@
+//! `VerifierService`: answers "is this token good, and may it do this?".
+
+use crate::cache::SignatureCache;
+use crate::config::VerifierConfig;
+use crate::error::VerifierError;
+use crate::verify::{self, Policy, Signature};
+use crate::view::View;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tessera_core::Clock;
+use tessera_proto::v1::{self, VerifyReason, verifier_service_server::VerifierService};
+use tessera_store::Store;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// What the handlers and the sync task share.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: VerifierConfig,
+    pub clock: Arc<dyn Clock>,
+    pub view: View,
+    pub cache: SignatureCache,
+    pub store: OnceLock<Store>,
+    last_key_refresh: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    /// Fresh state for `config`.
+    pub fn new(config: VerifierConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            cache: SignatureCache::new(config.signature_cache_size),
+            config,
+            clock,
+            view: View::default(),
+            store: OnceLock::new(),
+            last_key_refresh: Mutex::new(None),
+        }
+    }
+
+    /// The settings each verification uses.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            leeway_secs: secs(self.config.clock_leeway),
+            max_staleness_ms: i64::try_from(self.config.max_staleness.as_millis())
+                .unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Reloads keys because a token named an unknown one, at most once per
+    /// `key_refresh_min_interval`, so a flood of made-up key ids cannot
+    /// hammer the store.
+    async fn refresh_keys_for_unknown_kid(&self) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let mut last = self.last_key_refresh.lock().await;
+        if last.is_some_and(|t| t.elapsed() < self.config.key_refresh_min_interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let Err(e) = self
+            .view
+            .refresh_keys(store, self.clock.now().timestamp())
+            .await
+        {
+            tracing::warn!(error = %e, "could not reload keys for an unknown kid");
+        }
+    }
+
+    /// One verification.
+    pub async fn verify(
+        &self,
+        request: &v1::VerifyRequest,
+    ) -> Result<v1::VerifyResponse, VerifierError> {
+        if request.resource.trim().is_empty() != request.action.trim().is_empty() {
+            return Err(VerifierError::InvalidArgument(
+                "give both `resource` and `action`, or neither".into(),
+            ));
+        }
+        let now_ms = self.clock.now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
+        let policy = self.policy();
+        if let Some(stale) = verify::staleness(&self.view, now_ms, policy) {
+            return Ok(stale);
+        }
+        let token = match verify::token_of(request) {
+            Ok(token) => token,
+            Err((reason, message)) => {
+                return Ok(v1::VerifyResponse {
+                    valid: false,
+                    reason: reason as i32,
+                    message,
+                    ..Default::default()
+                });
+            }
+        };
+        let mut signature = verify::check_signature(&self.view, &self.cache, token, now, policy);
+        if matches!(signature, Signature::UnknownKey) {
+            self.refresh_keys_for_unknown_kid().await;
+            signature = verify::check_signature(&self.view, &self.cache, token, now, policy);
+        }
+        Ok(match signature {
+            Signature::Good(claims) => verify::decide(&self.view, &claims, request, now, policy),
+            Signature::Refused(answer) => answer,
+            Signature::UnknownKey => v1::VerifyResponse {
+                valid: false,
+                reason: VerifyReason::UnknownKey as i32,
+                message: "token is signed by an unknown key".into(),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The gRPC face of [`Shared::verify`].
+pub(crate) struct Verifier(pub Arc<Shared>);
+
+#[tonic::async_trait]
+impl VerifierService for Verifier {
+    async fn verify(
+        &self,
+        request: Request<v1::VerifyRequest>,
+    ) -> Result<Response<v1::VerifyResponse>, Status> {
+        Ok(Response::new(self.0.verify(request.get_ref()).await?))
+    }
+}

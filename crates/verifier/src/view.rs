@@ -1,0 +1,140 @@
+//! The verifier's view of the world: public keys and the revocation set,
+//! rebuilt from the store at start and kept in sync after.
+
+use crate::error::VerifierError;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use tessera_core::keys::VerifyingKey;
+use tessera_core::revocation::RevocationSet;
+use tessera_store::{Store, revocation};
+
+/// Events fetched per query.
+const PAGE: u64 = 50_000;
+
+/// Keys and revocations, shared by the request handlers and the sync task.
+#[derive(Debug, Default)]
+pub struct View {
+    keys: RwLock<Arc<HashMap<String, VerifyingKey>>>,
+    revocations: RwLock<RevocationSet>,
+    /// Clock time (Unix milliseconds) of the last successful sync.
+    last_sync_ms: AtomicI64,
+    loaded: AtomicBool,
+}
+
+impl View {
+    /// Whether the first full load has finished.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// How old the view is at `now_ms`, if it was ever loaded.
+    pub fn age_ms(&self, now_ms: i64) -> Option<i64> {
+        self.is_loaded()
+            .then(|| now_ms.saturating_sub(self.last_sync_ms.load(Ordering::Acquire)))
+    }
+
+    /// The public key named `kid`.
+    pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kid)
+            .cloned()
+    }
+
+    /// Runs `f` with the revocation set read-locked.
+    pub fn with_revocations<R>(&self, f: impl FnOnce(&RevocationSet) -> R) -> R {
+        f(&self.revocations.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// How many entries the revocation set holds.
+    pub fn revocation_entries(&self) -> usize {
+        self.with_revocations(RevocationSet::len)
+    }
+
+    /// The sequence number of the last event applied.
+    pub fn last_seq(&self) -> i64 {
+        self.with_revocations(RevocationSet::last_seq)
+    }
+
+    fn mark_synced(&self, now_ms: i64) {
+        self.last_sync_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Reloads the published public keys.
+    pub async fn refresh_keys(&self, store: &Store, now: i64) -> Result<usize, VerifierError> {
+        let rows = store.published_keys(now).await?;
+        let mut keys = HashMap::with_capacity(rows.len());
+        for row in rows {
+            match VerifyingKey::from_public(&row.kid, &row.public_key) {
+                Ok(key) => {
+                    keys.insert(row.kid, key);
+                }
+                Err(e) => {
+                    tracing::error!(kid = %row.kid, error = %e, "skipping an unreadable public key")
+                }
+            }
+        }
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(count)
+    }
+
+    /// The first full load: keys and every live revocation event. The new
+    /// set is built aside and swapped in whole.
+    pub async fn load(&self, store: &Store, now_ms: i64) -> Result<(), VerifierError> {
+        let now = now_ms.div_euclid(1000);
+        self.refresh_keys(store, now).await?;
+        let mut set = RevocationSet::new();
+        let mut after = 0;
+        loop {
+            let rows = store.live_revocations_after(after, now, PAGE).await?;
+            set.reserve(rows.len());
+            for row in &rows {
+                set.apply(&revocation::decode(row)?);
+                after = row.seq;
+            }
+            if (rows.len() as u64) < PAGE {
+                break;
+            }
+        }
+        *self.revocations.write().unwrap_or_else(|e| e.into_inner()) = set;
+        self.mark_synced(now_ms);
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Applies the events appended since the last sync; returns how many.
+    pub async fn follow(&self, store: &Store, now_ms: i64) -> Result<usize, VerifierError> {
+        let mut applied = 0;
+        loop {
+            let after = self.last_seq();
+            let rows = store.revocations_after(after, PAGE).await?;
+            let events = rows
+                .iter()
+                .map(revocation::decode)
+                .collect::<Result<Vec<_>, _>>()?;
+            {
+                let mut set = self.revocations.write().unwrap_or_else(|e| e.into_inner());
+                for event in &events {
+                    set.apply(event);
+                }
+            }
+            applied += events.len();
+            if (rows.len() as u64) < PAGE {
+                break;
+            }
+        }
+        self.mark_synced(now_ms);
+        Ok(applied)
+    }
+
+    /// Drops revocation entries no live token can need.
+    pub fn prune(&self, now: i64) {
+        self.revocations
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .prune(now);
+    }
+}
