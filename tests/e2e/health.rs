@@ -80,7 +80,7 @@ async fn a_postgres_outage_answers_unavailable_and_recovers() {
     issuer.stop().await;
 }
 
-async fn postgres_addr(url: &str) -> std::net::SocketAddr {
+pub async fn postgres_addr(url: &str) -> std::net::SocketAddr {
     let host = url
         .split('@')
         .nth(1)
@@ -98,7 +98,7 @@ async fn postgres_addr(url: &str) -> std::net::SocketAddr {
         .expect("an address")
 }
 
-fn rewrite_host(url: &str, addr: std::net::SocketAddr) -> String {
+pub fn rewrite_host(url: &str, addr: std::net::SocketAddr) -> String {
     let (user, rest) = url.split_once('@').expect("user@host");
     let db = rest.split_once('/').map(|(_, db)| db).unwrap_or("postgres");
     format!("{user}@{addr}/{db}")

@@ -10,3 +10,4 @@ mod keys;
 mod login;
 mod store;
 mod tokens;
+mod verifier;

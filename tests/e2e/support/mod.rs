@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod proxy;
+pub mod verifier;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
