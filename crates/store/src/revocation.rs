@@ -162,14 +162,39 @@ struct Detail {
     effective_at: i64,
 }
 
+/// The columns a follower reads, in this order: seq, kind, token_id,
+/// user_id, issued_before, detail, prune_after.
+type Row = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    String,
+    i64,
+);
+
 /// Turns a stored event into the form the revocation set applies.
 pub fn decode(row: &revocation_event::Model) -> Result<Event, StoreError> {
-    let bad = |why: &str| corrupt(&format!("revocation event {}", row.seq), why);
-    let kind = EventKind::parse(&row.kind).ok_or_else(|| bad("unknown kind"))?;
-    let detail: Detail = if row.detail.is_empty() || row.detail == "null" {
+    decode_row(&(
+        row.seq,
+        row.kind.clone(),
+        row.token_id.clone(),
+        row.user_id.clone(),
+        row.issued_before,
+        row.detail.clone(),
+        row.prune_after,
+    ))
+}
+
+fn decode_row(row: &Row) -> Result<Event, StoreError> {
+    let (seq, kind, token_id, user_id, issued_before, detail, prune_after) = row;
+    let bad = |why: &str| corrupt(&format!("revocation event {seq}"), why);
+    let kind = EventKind::parse(kind).ok_or_else(|| bad("unknown kind"))?;
+    let detail: Detail = if detail.is_empty() || detail == "null" {
         Detail::default()
     } else {
-        serde_json::from_str(&row.detail).map_err(|e| bad(&e.to_string()))?
+        serde_json::from_str(detail).map_err(|e| bad(&e.to_string()))?
     };
     let change = match kind {
         EventKind::RevokeToken => Change::RevokeToken,
@@ -184,7 +209,7 @@ pub fn decode(row: &revocation_event::Model) -> Result<Event, StoreError> {
             effective_at: detail.effective_at,
         },
         EventKind::RevokeUserBefore => Change::RevokeUserBefore {
-            issued_before: row.issued_before.ok_or_else(|| bad("no issued_before"))?,
+            issued_before: issued_before.ok_or_else(|| bad("no issued_before"))?,
         },
         EventKind::UserCeiling => Change::UserCeiling {
             grants: detail.grants.ok_or_else(|| bad("no grants"))?,
@@ -192,11 +217,11 @@ pub fn decode(row: &revocation_event::Model) -> Result<Event, StoreError> {
     };
     let id = |text: &Option<String>| text.as_deref().and_then(Id::parse);
     Ok(Event {
-        seq: row.seq,
-        token: id(&row.token_id),
-        user: id(&row.user_id),
+        seq: *seq,
+        token: id(token_id),
+        user: id(user_id),
         change,
-        prune_after: row.prune_after,
+        prune_after: *prune_after,
     })
 }
 
@@ -271,6 +296,54 @@ impl Store {
             .limit(limit)
             .all(&self.db)
             .await?)
+    }
+
+    /// Decoded events with a sequence number above `after`, oldest first, at
+    /// most `limit`; with `live_at`, only those not yet prunable then. Reads
+    /// just the columns a follower needs, by position: the verifier's hot
+    /// path at start-up.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        live_at: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.events_between(after, i64::MAX, live_at, limit).await
+    }
+
+    /// Like [`Store::events_after`], but only up to sequence number `up_to`
+    /// (inclusive), so a loader can read ranges side by side.
+    pub async fn events_between(
+        &self,
+        after: i64,
+        up_to: i64,
+        live_at: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        use revocation_event::Column as C;
+        let mut query = revocation_event::Entity::find()
+            .select_only()
+            .columns([
+                C::Seq,
+                C::Kind,
+                C::TokenId,
+                C::UserId,
+                C::IssuedBefore,
+                C::Detail,
+                C::PruneAfter,
+            ])
+            .filter(C::Seq.gt(after))
+            .filter(C::Seq.lte(up_to));
+        if let Some(now) = live_at {
+            query = query.filter(C::PruneAfter.gt(now));
+        }
+        let rows: Vec<Row> = query
+            .order_by_asc(C::Seq)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.iter().map(decode_row).collect()
     }
 
     /// The highest sequence number handed out so far (0 before any event).

@@ -6,11 +6,36 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use tessera_core::keys::VerifyingKey;
-use tessera_core::revocation::RevocationSet;
-use tessera_store::{Store, revocation};
+use tessera_core::revocation::{Event, RevocationSet};
+use tessera_store::Store;
 
 /// Events fetched per query.
 const PAGE: u64 = 50_000;
+
+/// Sequence ranges read side by side at start-up.
+const LOAD_RANGES: i64 = 4;
+
+/// The live events with sequence numbers in `(after, up_to]`.
+async fn read_range(
+    store: &Store,
+    mut after: i64,
+    up_to: i64,
+    now: i64,
+) -> Result<Vec<Event>, VerifierError> {
+    let mut events = Vec::new();
+    loop {
+        let page = store.events_between(after, up_to, Some(now), PAGE).await?;
+        let full = page.len() as u64 == PAGE;
+        match page.last() {
+            Some(last) if full => after = last.seq,
+            _ => {
+                events.extend(page);
+                return Ok(events);
+            }
+        }
+        events.extend(page);
+    }
+}
 
 /// Keys and revocations, shared by the request handlers and the sync task.
 #[derive(Debug, Default)]
@@ -86,17 +111,34 @@ impl View {
     pub async fn load(&self, store: &Store, now_ms: i64) -> Result<(), VerifierError> {
         let now = now_ms.div_euclid(1000);
         self.refresh_keys(store, now).await?;
+        // Read the log in a few sequence ranges side by side (reading and
+        // decoding rows is most of the start-up time), then apply them in
+        // order. Every event up to `last` has committed: the counter row is
+        // updated in the same transaction as the event it numbers.
+        let last = store.last_revocation_seq().await?;
+        let step = (last / LOAD_RANGES).max(1);
+        let mut readers = Vec::new();
+        let mut from = 0;
+        while from < last {
+            let to = if last - from <= step {
+                last
+            } else {
+                from + step
+            };
+            let store = store.clone();
+            readers.push(tokio::spawn(async move {
+                read_range(&store, from, to, now).await
+            }));
+            from = to;
+        }
         let mut set = RevocationSet::new();
-        let mut after = 0;
-        loop {
-            let rows = store.live_revocations_after(after, now, PAGE).await?;
-            set.reserve(rows.len());
-            for row in &rows {
-                set.apply(&revocation::decode(row)?);
-                after = row.seq;
-            }
-            if (rows.len() as u64) < PAGE {
-                break;
+        for reader in readers {
+            let events = reader
+                .await
+                .map_err(|e| VerifierError::Startup(format!("loading task failed: {e}")))??;
+            set.reserve(events.len());
+            for event in &events {
+                set.apply(event);
             }
         }
         *self.revocations.write().unwrap_or_else(|e| e.into_inner()) = set;
@@ -110,11 +152,7 @@ impl View {
         let mut applied = 0;
         loop {
             let after = self.last_seq();
-            let rows = store.revocations_after(after, PAGE).await?;
-            let events = rows
-                .iter()
-                .map(revocation::decode)
-                .collect::<Result<Vec<_>, _>>()?;
+            let events = store.events_after(after, None, PAGE).await?;
             {
                 let mut set = self.revocations.write().unwrap_or_else(|e| e.into_inner());
                 for event in &events {
@@ -122,7 +160,7 @@ impl View {
                 }
             }
             applied += events.len();
-            if (rows.len() as u64) < PAGE {
+            if (events.len() as u64) < PAGE {
                 break;
             }
         }
