@@ -1,0 +1,306 @@
+//! The figures the verifier issue asks for, each printed with how it was
+//! measured.
+
+use crate::alloc;
+use crate::fixture::Fixture;
+use crate::load::{self, Load, Outcome};
+use crate::servers;
+use anyhow::{Context, Result, ensure};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera_core::keys::VerifyingKey;
+use tessera_core::revocation::{Change, Event, Id, RevocationSet};
+use tessera_core::{SystemClock, jwt};
+use tessera_proto::v1::{self, VerifyRequest};
+use tessera_verifier::VerifierConfig;
+use tessera_verifier::service::Shared;
+
+fn report(name: &str, value: String) {
+    println!("{name:<58} {value}");
+}
+
+/// Drives each target for one slice per round, interleaved, so a change in
+/// background load hits every target alike; returns the summed outcomes.
+async fn interleaved(
+    targets: &[(SocketAddr, Arc<Vec<String>>)],
+    load: Load,
+    rounds: u32,
+) -> Result<Vec<Outcome>> {
+    let slice = Load {
+        duration: load.duration / rounds,
+        warmup: Duration::from_millis(200),
+        ..load
+    };
+    let mut totals = vec![Outcome::default(); targets.len()];
+    for _ in 0..rounds {
+        for ((addr, tokens), total) in targets.iter().zip(&mut totals) {
+            let out = load::drive(*addr, tokens.clone(), slice).await?;
+            total.valid += out.valid;
+            total.invalid += out.invalid;
+            total.errors += out.errors;
+            total.seconds += out.seconds;
+        }
+    }
+    Ok(totals)
+}
+
+/// Figures 1 and 2: gRPC throughput against the echo baseline.
+pub async fn grpc(load: Load) -> Result<()> {
+    const ROUNDS: u32 = 5;
+    println!(
+        "\n## gRPC on loopback ({} calls in flight over {} connections; {} s per server in {ROUNDS} interleaved slices)",
+        load.concurrency,
+        load.connections,
+        load.duration.as_secs(),
+    );
+    let fixture = Fixture::sqlite().await?;
+    let token = fixture.mint()?;
+    let (verifier, _) = servers::verifier(&fixture, 100_000).await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{verifier}"))?
+        .connect()
+        .await?;
+    let reply = v1::verifier_service_client::VerifierServiceClient::new(channel)
+        .verify(VerifyRequest {
+            token: token.clone(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    ensure!(
+        reply.valid,
+        "the benchmark token should verify: {}",
+        reply.message
+    );
+    let echo = servers::echo(reply).await?;
+    let (cold, _) = servers::verifier(&fixture, 0).await?;
+    let one = Arc::new(vec![token]);
+    let distinct: Arc<Vec<String>> =
+        Arc::new((0..20_000).map(|_| fixture.mint()).collect::<Result<_>>()?);
+
+    let keys = fixture
+        .store
+        .published_keys(chrono::Utc::now().timestamp())
+        .await?;
+    let key = VerifyingKey::from_public(&keys[0].kid, &keys[0].public_key)?;
+    let t_verify = || -> Result<f64> {
+        let now = chrono::Utc::now().timestamp();
+        let sample = 2_000;
+        let started = Instant::now();
+        for token in distinct.iter().take(sample) {
+            jwt::check(token, |_| Some(&key), now, 60).map_err(|r| anyhow::anyhow!(r.message))?;
+        }
+        Ok(started.elapsed().as_secs_f64() / sample as f64)
+    };
+    let t_before = t_verify()?;
+    let outcomes = interleaved(
+        &[
+            (echo, one.clone()),
+            (verifier, one),
+            (cold, distinct.clone()),
+        ],
+        load,
+        ROUNDS,
+    )
+    .await?;
+    let t_verify = (t_before + t_verify()?) / 2.0;
+    let (echo_out, repeated, distinct_out) = (outcomes[0], outcomes[1], outcomes[2]);
+    ensure!(
+        repeated.invalid == 0 && repeated.errors == 0,
+        "every repeated call should be valid: {repeated:?}"
+    );
+    ensure!(
+        distinct_out.invalid == 0 && distinct_out.errors == 0,
+        "every distinct call should be valid: {distinct_out:?}"
+    );
+    report(
+        "echo baseline (same request and response)",
+        format!("{:.0} rps", echo_out.rps()),
+    );
+    report(
+        "Verify, one repeated token (cached signature)",
+        format!("{:.0} rps", repeated.rps()),
+    );
+    report(
+        "figure 1: repeated-token Verify / echo (goal >= 0.8)",
+        format!("{:.2}", repeated.rps() / echo_out.rps()),
+    );
+    let prediction = 1.0 / (1.0 / echo_out.rps() + t_verify);
+    report(
+        "t_verify (one cold signature check, in-process)",
+        format!("{:.1} µs", t_verify * 1e6),
+    );
+    report(
+        "Verify, distinct tokens (no signature cache)",
+        format!("{:.0} rps", distinct_out.rps()),
+    );
+    report(
+        "prediction 1 / (1/echo_rps + t_verify)",
+        format!("{prediction:.0} rps"),
+    );
+    report(
+        "figure 2: distinct-token Verify / prediction (goal >= 0.9)",
+        format!("{:.2}", distinct_out.rps() / prediction),
+    );
+    fixture.remove().await
+}
+
+/// A verifier's shared state with its view loaded from `fixture`.
+async fn loaded(fixture: &Fixture) -> Result<Arc<Shared>> {
+    let mut config = VerifierConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    config.db_schema = fixture.schema.clone();
+    let shared = Arc::new(Shared::new(config, Arc::new(SystemClock)));
+    let store = shared.store.get_or_init(|| fixture.store.clone());
+    shared
+        .view
+        .load(store, chrono::Utc::now().timestamp_millis())
+        .await?;
+    Ok(shared)
+}
+
+/// Mean in-process Verify latency over `n` calls with one (cached) token.
+async fn latency(shared: &Shared, request: &VerifyRequest, n: u32) -> Result<Duration> {
+    let started = Instant::now();
+    for _ in 0..n {
+        let answer = shared.verify(request).await?;
+        ensure!(answer.valid, "{}", answer.message);
+    }
+    Ok(started.elapsed() / n)
+}
+
+/// Figure 3: latency with a large revocation set over none, and memory per entry.
+pub async fn inprocess(entries: u64) -> Result<()> {
+    println!(
+        "\n## In-process Verify (one cached token, SQLite-backed view; median of 7 rounds of 200,000 calls)"
+    );
+    let empty = Fixture::sqlite().await?;
+    let full = Fixture::sqlite().await?;
+    full.bulk_revocations(entries).await?;
+
+    let empty_view = loaded(&empty).await?;
+    let before = alloc::allocated();
+    let full_view = loaded(&full).await?;
+    let view_bytes = alloc::allocated().saturating_sub(before);
+    let live = full_view.view.revocation_entries();
+    ensure!(
+        live as u64 == entries,
+        "the view should hold {entries} entries, holds {live}"
+    );
+
+    // Each view gets a token signed by its own database's key.
+    let request = |token: String| VerifyRequest {
+        token,
+        ..Default::default()
+    };
+    let (empty_req, full_req) = (request(empty.mint()?), request(full.mint()?));
+    latency(&empty_view, &empty_req, 20_000).await?;
+    latency(&full_view, &full_req, 20_000).await?;
+    let (mut none, mut many) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        none.push(latency(&empty_view, &empty_req, 200_000).await?);
+        many.push(latency(&full_view, &full_req, 200_000).await?);
+    }
+    none.sort();
+    many.sort();
+    let (none, many) = (none[3], many[3]);
+    report(
+        "Verify latency, empty revocation set",
+        format!("{:.0} ns", none.as_nanos()),
+    );
+    report(
+        &format!("Verify latency, {entries} revocation entries"),
+        format!("{:.0} ns", many.as_nanos()),
+    );
+    report(
+        "figure 3a: latency with entries / without (goal <= 1.1)",
+        format!("{:.3}", many.as_secs_f64() / none.as_secs_f64()),
+    );
+    report(
+        "figure 3b: memory per entry, whole loaded view (goal <= 100 B)",
+        format!("{:.1} B", view_bytes as f64 / entries as f64),
+    );
+
+    // The set alone, built from events in memory.
+    let before = alloc::allocated();
+    let mut set = RevocationSet::new();
+    for i in 1..=entries {
+        set.apply(&Event {
+            seq: i64::try_from(i)?,
+            token: Id::parse(&format!("01900000-0000-7000-8000-{i:012x}")),
+            user: None,
+            change: Change::RevokeToken,
+            prune_after: i64::MAX,
+        });
+    }
+    let set_bytes = alloc::allocated().saturating_sub(before);
+    report(
+        "memory per entry, revocation set alone",
+        format!("{:.1} B", set_bytes as f64 / entries as f64),
+    );
+    drop(set);
+    empty.remove().await?;
+    full.remove().await
+}
+
+/// Figure 4: DisableToken's OK to the verifier's refusal.
+pub async fn propagation(trials: usize) -> Result<()> {
+    println!(
+        "\n## Propagation: DisableToken OK at the issuer -> a running verifier answers DISABLED (default sync settings, {trials} trials)"
+    );
+    let fixture = Fixture::sqlite().await?;
+    let issuer = crate::servers::issuer(&fixture).await?;
+    let (verifier, _) = servers::verifier(&fixture, 100_000).await?;
+    let samples = crate::servers::propagation_trials(issuer, verifier, trials).await?;
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    report("figure 4: propagation p50", format!("{:.0} ms", pct(0.50)));
+    report(
+        "figure 4: propagation p99 (goal <= 1000 ms)",
+        format!("{:.0} ms", pct(0.99)),
+    );
+    report("propagation max", format!("{:.0} ms", pct(1.0)));
+    fixture.remove().await
+}
+
+/// Figure 5: start-up to SERVING with many live revocation events.
+pub async fn startup(postgres: Option<&str>, events: u64) -> Result<()> {
+    println!("\n## Start-up to SERVING with {events} live revocation events");
+    let sqlite = Fixture::sqlite().await?;
+    sqlite.bulk_revocations(events).await?;
+    let (_, took) = servers::verifier(&sqlite, 100_000).await?;
+    report(
+        "SQLite: bind to SERVING",
+        format!("{:.2} s", took.as_secs_f64()),
+    );
+    sqlite.remove().await?;
+    match postgres {
+        Some(url) => {
+            let pg = Fixture::postgres(url).await.context("PostgreSQL fixture")?;
+            pg.bulk_revocations(events).await?;
+            let (_, took) = servers::verifier(&pg, 100_000).await?;
+            report(
+                "figure 5: PostgreSQL bind to SERVING (goal <= 5 s)",
+                format!("{:.2} s", took.as_secs_f64()),
+            );
+            let started = Instant::now();
+            let now = chrono::Utc::now().timestamp();
+            let (mut after, mut rows) = (0, 0usize);
+            loop {
+                let page = pg.store.events_after(after, Some(now), 50_000).await?;
+                rows += page.len();
+                match page.last() {
+                    Some(last) if page.len() == 50_000 => after = last.seq,
+                    _ => break,
+                }
+            }
+            report(
+                &format!("for comparison: one sequential reader of {rows} events"),
+                format!("{:.2} s", started.elapsed().as_secs_f64()),
+            );
+            pg.remove().await?;
+        }
+        None => println!("PostgreSQL skipped: pass --postgres or set TESSERA_TEST_POSTGRES_URL"),
+    }
+    Ok(())
+}

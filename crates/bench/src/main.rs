@@ -1,0 +1,95 @@
+//! `tessera-bench`: measures Tessera and prints the figures. Run it in
+//! release mode (`cargo run --release -p tessera-bench -- all`); each
+//! figure says what it measured and how.
+
+mod alloc;
+mod figures;
+mod fixture;
+mod load;
+mod servers;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
+
+/// Tessera's benchmark harness.
+#[derive(Debug, Parser)]
+#[command(name = "tessera-bench")]
+struct Cli {
+    #[command(subcommand)]
+    figure: Figure,
+}
+
+#[derive(Debug, Subcommand)]
+enum Figure {
+    /// Verify throughput over gRPC against a bare echo server (figures 1 and 2).
+    Grpc(GrpcArgs),
+    /// In-process Verify latency with and without a large revocation set,
+    /// and memory per revocation entry (figure 3).
+    Inprocess {
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+    },
+    /// Time from DisableToken's OK to a running verifier refusing the token (figure 4).
+    Propagation {
+        #[arg(long, default_value_t = 100)]
+        trials: usize,
+    },
+    /// Start-up to SERVING with many revocation events (figure 5).
+    Startup {
+        /// PostgreSQL URL; SQLite is measured too.
+        #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
+    /// Every figure, one after the other.
+    All(GrpcArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct GrpcArgs {
+    /// Seconds each server is driven (after one second of warm-up).
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections they share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+impl GrpcArgs {
+    fn load(&self) -> load::Load {
+        load::Load {
+            connections: self.connections,
+            concurrency: self.concurrency,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(self.seconds),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build; figures are only meaningful with --release");
+    }
+    match cli.figure {
+        Figure::Grpc(args) => figures::grpc(args.load()).await,
+        Figure::Inprocess { entries } => figures::inprocess(entries).await,
+        Figure::Propagation { trials } => figures::propagation(trials).await,
+        Figure::Startup { postgres, events } => figures::startup(postgres.as_deref(), events).await,
+        Figure::All(args) => {
+            figures::grpc(args.load()).await?;
+            figures::inprocess(1_000_000).await?;
+            figures::propagation(100).await?;
+            let postgres = std::env::var("TESSERA_TEST_POSTGRES_URL").ok();
+            figures::startup(postgres.as_deref(), 1_000_000).await
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The servers a figure drives: a real verifier, and a bare echo server
+//! speaking the same RPC with the same payload, as the baseline.
+
+use crate::fixture::Fixture;
+use anyhow::{Result, bail};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera_core::SystemClock;
+use tessera_proto::v1::verifier_service_server::{VerifierService, VerifierServiceServer};
+use tessera_proto::v1::{VerifyRequest, VerifyResponse};
+use tessera_verifier::{VerifierConfig, VerifierServer};
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Starts a verifier on `fixture`'s database; returns its address once
+/// it is SERVING, and how long that took from bind.
+pub async fn verifier(fixture: &Fixture, cache_size: usize) -> Result<(SocketAddr, Duration)> {
+    let mut config = VerifierConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    config.db_schema = fixture.schema.clone();
+    config.signature_cache_size = cache_size;
+    let started = Instant::now();
+    let server = VerifierServer::bind(config, Arc::new(SystemClock)).await?;
+    let addr = server.local_addr()?;
+    tokio::spawn(server.run_until(std::future::pending()));
+    wait_serving(addr, started, Duration::from_secs(120)).await?;
+    Ok((addr, started.elapsed()))
+}
+
+/// Waits until `addr` reports SERVING, at most `limit` after `started`.
+async fn wait_serving(addr: SocketAddr, started: Instant, limit: Duration) -> Result<()> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy();
+    let mut health = HealthClient::new(channel);
+    while started.elapsed() < limit {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    bail!("{addr} did not become SERVING within {limit:?}")
+}
+
+/// Answers every Verify with the same canned response.
+struct Echo(VerifyResponse);
+
+#[tonic::async_trait]
+impl VerifierService for Echo {
+    async fn verify(
+        &self,
+        _request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        Ok(Response::new(self.0.clone()))
+    }
+}
+
+/// Starts the echo baseline answering `reply`.
+pub async fn echo(reply: VerifyResponse) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(
+        Server::builder()
+            .add_service(VerifierServiceServer::new(Echo(reply)))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    Ok(addr)
+}
+
+/// The admin password of the benchmark issuer.
+const ADMIN_PASSWORD: &str = "benchmark-admin-password";
+
+/// Starts an issuer on `fixture`'s database; returns its address once SERVING.
+pub async fn issuer(fixture: &Fixture) -> Result<SocketAddr> {
+    let mut config = tessera_issuer::IssuerConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    config.db_schema = fixture.schema.clone();
+    config.kek = Some(fixture.kek.to_base64());
+    config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.health_interval = Duration::from_millis(100);
+    let issuer = tessera_issuer::Issuer::bind(config, Arc::new(SystemClock)).await?;
+    let addr = issuer.local_addr()?;
+    tokio::spawn(issuer.run_until(std::future::pending()));
+    wait_serving(addr, Instant::now(), Duration::from_secs(60)).await?;
+    Ok(addr)
+}
+
+fn admin<T>(message: T) -> Result<Request<T>> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Basic {basic}").parse()?);
+    Ok(request)
+}
+
+/// Disables and re-enables one token `trials` times; each sample is the time
+/// from DisableToken's OK to the verifier answering DISABLED.
+pub async fn propagation_trials(
+    issuer: SocketAddr,
+    verifier: SocketAddr,
+    trials: usize,
+) -> Result<Vec<Duration>> {
+    use tessera_proto::v1::{
+        self, token_service_client::TokenServiceClient,
+        verifier_service_client::VerifierServiceClient,
+    };
+    let issuer_channel = tonic::transport::Endpoint::from_shared(format!("http://{issuer}"))?
+        .connect()
+        .await?;
+    let verifier_channel = tonic::transport::Endpoint::from_shared(format!("http://{verifier}"))?
+        .connect()
+        .await?;
+    let mut tokens = TokenServiceClient::new(issuer_channel);
+    let mut check = VerifierServiceClient::new(verifier_channel);
+    let created = tokens
+        .create_token(admin(v1::CreateTokenRequest {
+            name: "propagation".into(),
+            ..Default::default()
+        })?)
+        .await?
+        .into_inner();
+    let id = created.token.map(|t| t.id).unwrap_or_default();
+    let selector = || {
+        Some(v1::TokenSelector {
+            id: id.clone(),
+            ..Default::default()
+        })
+    };
+    let mut reason = async |want: v1::VerifyReason| -> Result<Instant> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let answer = check
+                .verify(VerifyRequest {
+                    token: created.secret.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            if answer.reason == want as i32 {
+                return Ok(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        bail!("the verifier never answered {want:?}")
+    };
+    let mut samples = Vec::with_capacity(trials);
+    for _ in 0..trials {
+        reason(v1::VerifyReason::Ok).await?;
+        tokens
+            .disable_token(admin(v1::DisableTokenRequest { token: selector() })?)
+            .await?;
+        let ok_at = Instant::now();
+        let refused_at = reason(v1::VerifyReason::Disabled).await?;
+        samples.push(refused_at - ok_at);
+        tokens
+            .enable_token(admin(v1::EnableTokenRequest { token: selector() })?)
+            .await?;
+    }
+    Ok(samples)
+}
