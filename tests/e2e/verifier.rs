@@ -385,7 +385,7 @@ async fn health_waits_for_the_first_load_and_fails_closed_when_stale() {
 
     let config = support::issuer_config(&db);
     let issuer = Harness::start_with(db, config).await;
-    issuer.clock.set(clock.now());
+    clock.set(issuer.clock.now());
     verifier.wait_for_health(ServingStatus::Serving).await;
     let (_, secret) = create(&issuer, "fresh", vec![]).await;
     assert_eq!(verifier.reason(&secret).await, VerifyReason::Ok);
@@ -442,7 +442,74 @@ async fn an_unreachable_postgres_turns_the_verifier_stale_until_it_returns() {
     issuer.stop().await;
 }
 
+async fn a_starting_verifier_loads_the_log_in_order(backend: Backend) {
+    let issuer = Harness::start(backend).await;
+    let (disabled, disabled_secret) = create(&issuer, "disabled", vec![]).await;
+    let (flipped, flipped_secret) = create(&issuer, "flipped", vec![]).await;
+    let (revoked, revoked_secret) = create(&issuer, "revoked", vec![]).await;
+    let (_, untouched_secret) = create(&issuer, "untouched", vec![]).await;
+    let exp = |t: &v1::Token| t.expire_time.as_ref().map_or(0, |e| e.seconds);
+    let event = |kind, t: &v1::Token| NewRevocation::token(kind, &t.id, &t.owner_id, exp(t));
+    // Enough other events that the loader's sequence ranges split the
+    // disable and the enable of `flipped` apart.
+    for i in 0..6 {
+        let id = format!("01900000-0000-7000-8000-{i:012x}");
+        append(
+            &issuer,
+            NewRevocation::token(
+                EventKind::RevokeToken,
+                &id,
+                &disabled.owner_id,
+                exp(&disabled),
+            ),
+        )
+        .await;
+    }
+    append(&issuer, event(EventKind::DisableToken, &flipped)).await;
+    for i in 6..12 {
+        let id = format!("01900000-0000-7000-8000-{i:012x}");
+        append(
+            &issuer,
+            NewRevocation::token(
+                EventKind::RevokeToken,
+                &id,
+                &disabled.owner_id,
+                exp(&disabled),
+            ),
+        )
+        .await;
+    }
+    append(&issuer, event(EventKind::EnableToken, &flipped)).await;
+    append(&issuer, event(EventKind::DisableToken, &disabled)).await;
+    append(&issuer, event(EventKind::RevokeToken, &revoked)).await;
+    // An event whose tokens are all long expired is not loaded at all.
+    append(
+        &issuer,
+        NewRevocation::token(EventKind::DisableToken, &revoked.id, &revoked.owner_id, 1),
+    )
+    .await;
+
+    let verifier = VerifierHarness::beside(&issuer).await;
+    assert_eq!(
+        verifier.reason(&disabled_secret).await,
+        VerifyReason::Disabled
+    );
+    assert_eq!(
+        verifier.reason(&flipped_secret).await,
+        VerifyReason::Ok,
+        "enable came after disable"
+    );
+    assert_eq!(
+        verifier.reason(&revoked_secret).await,
+        VerifyReason::Revoked
+    );
+    assert_eq!(verifier.reason(&untouched_secret).await, VerifyReason::Ok);
+    let _ = flipped;
+    issuer.stop().await;
+}
+
 on_both_backends!(
+    a_starting_verifier_loads_the_log_in_order,
     a_token_verifies_and_revocations_reach_the_verifier,
     a_user_wide_revocation_spares_newer_tokens,
     a_new_signing_key_is_accepted_at_once,
