@@ -1,135 +1,340 @@
-//! The `tessera` command line against a real issuer: the README's tour.
+//! The `tessera` command line as a real process against in-process servers:
+//! output, JSON shape, exit codes, and the files it writes.
 
+use crate::support::verifier::VerifierHarness;
 use crate::support::{ADMIN_PASSWORD, Backend, Harness};
+use std::path::{Path, PathBuf};
+use std::process::Output;
 
-/// Runs the CLI with `args` against `issuer`; returns (exit code, stdout, stderr).
-async fn tessera(issuer: &Harness, args: &[&str]) -> (u8, String, String) {
-    let endpoint = format!("http://{}", issuer.addr);
-    let mut argv = vec!["tessera", "--issuer", endpoint.as_str()];
-    argv.extend_from_slice(args);
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = tessera_cli::run(argv, &mut out, &mut err).await;
-    (
-        code,
-        String::from_utf8(out).expect("utf-8 stdout"),
-        String::from_utf8(err).expect("utf-8 stderr"),
-    )
+/// A scratch directory standing in for the user's config directory.
+struct Home(PathBuf);
+
+impl Home {
+    fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("tessera-cli-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_tour_logs_in_and_creates_a_token() {
-    let issuer = Harness::start(Backend::Sqlite).await;
-    let (code, session, err) = tessera(
-        &issuer,
-        &["--user", "admin", "--password", ADMIN_PASSWORD, "login"],
-    )
-    .await;
-    assert_eq!(code, 0, "{err}");
-    let session = session.trim().to_owned();
-    assert_eq!(
-        session.split('.').count(),
-        3,
-        "login prints the token: {session}"
-    );
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
-    let (code, out, err) = tessera(
+/// Runs the CLI binary with `args` against `issuer` (and `verifier`), with
+/// `home` as its config directory and no credentials from the environment.
+async fn tessera(
+    issuer: &Harness,
+    verifier: Option<&VerifierHarness>,
+    home: &Home,
+    args: &[&str],
+) -> Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"));
+    command
+        .args(args)
+        .env_clear()
+        .env("TESSERA_ISSUER", format!("http://{}", issuer.addr))
+        .env("TESSERA_CONFIG_DIR", &home.0);
+    if let Some(verifier) = verifier {
+        command.env("TESSERA_VERIFIER", format!("http://{}", verifier.addr));
+    }
+    command.output().await.expect("the CLI runs")
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("an exit code")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is JSON ({e}): {}", stdout(out)))
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("file exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+const ADMIN: [&str; 4] = ["--user", "admin", "--password", ADMIN_PASSWORD];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_saves_a_private_session_that_later_commands_use() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let verifier = VerifierHarness::beside(&issuer).await;
+    let home = Home::new();
+    let session_file = home.0.join("session.json");
+
+    let out = tessera(&issuer, None, &home, &[&ADMIN[..], &["login"]].concat()).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("logged in as admin"),
+        "{}",
+        stdout(&out)
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&session_file), 0o600, "the session file is owner-only");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&session_file).expect("read")).expect("json");
+    let session = saved["token"].as_str().expect("token").to_owned();
+
+    // No credentials given: the saved session is used.
+    let secret_file = home.0.join("ci.token");
+    let out = tessera(
         &issuer,
+        None,
+        &home,
         &[
-            "--token",
-            &session,
             "token",
             "create",
-            "--name",
             "ci",
             "--expires-in",
             "7d",
             "--grant",
             "repositories/Samples:read,run",
+            "--save-to",
+            secret_file.to_str().expect("path"),
+            "--output",
+            "json",
         ],
     )
     .await;
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("name:        ci"), "{out}");
-    assert!(
-        out.contains("permissions: repositories/Samples:read,run"),
-        "{out}"
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let created = json(&out);
+    assert_eq!(created["token"]["name"], "ci");
+    assert_eq!(created["token"]["owner"], "admin");
+    assert_eq!(created["token"]["type"], "api");
+    assert_eq!(created["token"]["status"], "active");
+    assert_eq!(
+        created["token"]["permissions"],
+        serde_json::json!([{"resource": "repositories/Samples", "actions": ["read", "run"]}])
     );
-    let secret = out
-        .lines()
-        .find_map(|l| l.strip_prefix("secret: "))
-        .expect("the secret is printed");
-    assert_eq!(secret.split('.').count(), 3);
-
-    let (code, out, _) = tessera(&issuer, &["--token", secret, "token", "list"]).await;
-    assert_eq!(code, 0);
     assert!(
-        out.lines()
-            .any(|l| l.contains(" ci ") && l.contains("active")),
-        "{out}"
+        created["secret"].is_null(),
+        "a saved secret is not also printed"
+    );
+    assert_eq!(created["saved_to"], secret_file.to_str().expect("path"));
+    #[cfg(unix)]
+    assert_eq!(mode(&secret_file), 0o600, "the secret file is owner-only");
+    let secret = std::fs::read_to_string(&secret_file)
+        .expect("read")
+        .trim()
+        .to_owned();
+    assert!(!stdout(&out).contains(&secret));
+
+    let out = tessera(&issuer, None, &home, &["token", "list", "-o", "json"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let names: Vec<String> = json(&out)["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name").to_owned())
+        .collect();
+    assert!(names.contains(&"ci".to_owned()), "{names:?}");
+
+    let out = tessera(&issuer, None, &home, &["token", "list"]).await;
+    let table = stdout(&out);
+    assert!(
+        table.lines().next().expect("header").starts_with("ID"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(" ci ") && l.contains("in 7 days")),
+        "{table}"
     );
 
-    let (code, out, _) = tessera(&issuer, &["key", "list", "--jwks"]).await;
-    assert_eq!(code, 0);
-    assert!(out.contains("\"crv\":\"Ed25519\""), "{out}");
-
-    let (code, out, _) = tessera(
+    // The verifier agrees, in text and JSON.
+    let out = tessera(
         &issuer,
-        &["--token", &session, "token", "delete", "--name", "ci"],
+        Some(&verifier),
+        &home,
+        &[
+            "verify",
+            &secret,
+            "--resource",
+            "repositories/Samples",
+            "--action",
+            "run",
+        ],
     )
     .await;
-    assert_eq!(code, 0);
-    assert_eq!(out.trim(), "deleted");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("valid (OK)"), "{}", stdout(&out));
+    let out = tessera(
+        &issuer,
+        Some(&verifier),
+        &home,
+        &[
+            "verify",
+            &secret,
+            "--resource",
+            "jobs",
+            "--action",
+            "run",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 1, "an invalid answer is a failed operation");
+    assert_eq!(json(&out)["reason"], "PERMISSION_DENIED");
+    assert_eq!(json(&out)["valid"], false);
+
+    let out = tessera(&issuer, None, &home, &["key", "list", "--jwks"]).await;
+    assert!(
+        stdout(&out).contains("\"crv\":\"Ed25519\""),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = tessera(&issuer, None, &home, &["token", "delete", "ci"]).await;
+    assert_eq!((code(&out), stdout(&out).trim()), (0, "deleted"));
+    assert!(!session.is_empty());
     issuer.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_one_line_with_the_right_exit_code() {
     let issuer = Harness::start(Backend::Sqlite).await;
-    let (code, out, err) = tessera(
+    let home = Home::new();
+    let session_file = home.0.join("session.json");
+
+    let out = tessera(
         &issuer,
+        None,
+        &home,
         &["--user", "admin", "--password", "wrong", "login"],
     )
     .await;
-    assert_eq!(code, 1);
-    assert!(out.is_empty());
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(code(&out), 1);
+    assert!(stdout(&out).is_empty());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(
-        err.starts_with("error: invalid username or password"),
-        "{err}"
+        stderr(&out).starts_with("error: invalid username or password"),
+        "{}",
+        stderr(&out)
     );
-    assert!(!err.contains("wrong"), "the password is not echoed: {err}");
+    assert!(
+        !stderr(&out).contains("wrong"),
+        "the password is not echoed"
+    );
+    assert!(
+        !session_file.exists(),
+        "nothing is written on a failed login"
+    );
 
-    let (code, _, err) = tessera(&issuer, &["token", "list"]).await;
-    assert_eq!(code, 2, "no credentials is a usage error: {err}");
+    let out = tessera(&issuer, None, &home, &["token", "list"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("not logged in: run `tessera login`"),
+        "{}",
+        stderr(&out)
+    );
 
-    let (code, _, _) = tessera(
+    for (args, why) in [
+        (
+            &["token", "create", "x", "--expires-in", "soon"][..],
+            "a malformed duration",
+        ),
+        (
+            &["token", "create", "x", "--grant", "repositories"][..],
+            "a malformed grant",
+        ),
+        (&["token", "frobnicate"][..], "an unknown subcommand"),
+        (&["token", "list", "--colour"][..], "an unknown flag"),
+        (
+            &["login", "--user", "admin"][..],
+            "login without a password",
+        ),
+    ] {
+        let out = tessera(&issuer, None, &home, args).await;
+        assert_eq!(code(&out), 2, "{why}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "{why}");
+    }
+
+    let out = tessera(
         &issuer,
-        &["token", "create", "--name", "x", "--expires-in", "soon"],
+        None,
+        &home,
+        &["--token", "nonsense", "token", "list"],
     )
     .await;
-    assert_eq!(code, 2, "a malformed duration is a usage error");
-    let (code, _, _) = tessera(&issuer, &["token", "frobnicate"]).await;
-    assert_eq!(code, 2);
-
-    let (code, _, err) = tessera(&issuer, &["--token", "nonsense", "token", "list"]).await;
-    assert_eq!(code, 1);
+    assert_eq!(code(&out), 1);
     assert!(
-        err.contains("tessera login"),
-        "the hint says what to do: {err}"
+        stderr(&out).contains("tessera login"),
+        "the hint says what to do: {}",
+        stderr(&out)
     );
+
+    // An expired saved session is refused locally, with what to do.
+    let out = tessera(
+        &issuer,
+        None,
+        &home,
+        &[
+            &ADMIN[..],
+            &["login", "--kind", "token-service", "--expires-in", "1s"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let out = tessera(&issuer, None, &home, &["token", "list"]).await;
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("session has expired"),
+        "{}",
+        stderr(&out)
+    );
+
+    let addr = issuer.addr;
     issuer.stop().await;
-
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = tessera_cli::run(
-        ["tessera", "--issuer", "http://127.0.0.1:1", "key", "list"],
-        &mut out,
-        &mut err,
-    )
-    .await;
-    assert_eq!(code, 1);
-    let err = String::from_utf8(err).expect("utf-8");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"))
+        .args(["--issuer", &format!("http://{addr}"), "key", "list"])
+        .env_clear()
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(code(&out), 1);
     assert!(
-        err.starts_with("error: cannot reach http://127.0.0.1:1"),
-        "{err}"
+        stderr(&out).starts_with(&format!("error: cannot reach http://{addr}")),
+        "{}",
+        stderr(&out)
     );
+    assert_eq!(stderr(&out).lines().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"))
+            .args(["completions", shell])
+            .output()
+            .await
+            .expect("runs");
+        assert_eq!(code(&out), 0, "{shell}");
+        assert!(stdout(&out).contains("tessera"), "{shell}");
+        assert!(
+            stdout(&out).contains("rotate"),
+            "{shell} completes subcommands"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The command line's shape.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::time::Duration;
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -15,9 +16,10 @@ pub struct GrantArg {
 }
 
 fn grant(text: &str) -> Result<GrantArg, String> {
-    let (resource, actions) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{text:?} is not RESOURCE:ACTION[,ACTION…]"))?;
+    let bad = || {
+        format!("{text:?} is not RESOURCE:ACTION[,ACTION…] (e.g. repositories/Samples:read,run)")
+    };
+    let (resource, actions) = text.rsplit_once(':').ok_or_else(bad)?;
     let actions: Vec<String> = actions
         .split(',')
         .map(str::trim)
@@ -25,7 +27,7 @@ fn grant(text: &str) -> Result<GrantArg, String> {
         .map(String::from)
         .collect();
     if resource.trim().is_empty() || actions.is_empty() {
-        return Err(format!("{text:?} is not RESOURCE:ACTION[,ACTION…]"));
+        return Err(bad());
     }
     Ok(GrantArg {
         resource: resource.trim().into(),
@@ -35,12 +37,21 @@ fn grant(text: &str) -> Result<GrantArg, String> {
 
 /// Tessera's command line client.
 #[derive(Debug, Parser)]
-#[command(name = "tessera", version, about)]
+#[command(name = "tessera", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Tables and fields for people.
+    Text,
+    /// One JSON document per command, for scripts (see docs/cli.md).
+    Json,
 }
 
 /// Where to connect and who to be.
@@ -54,7 +65,15 @@ pub struct Global {
         default_value = "http://127.0.0.1:50051"
     )]
     pub issuer: String,
-    /// A token to authenticate with (a session or API token).
+    /// The verifier's address.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_VERIFIER",
+        default_value = "http://127.0.0.1:50052"
+    )]
+    pub verifier: String,
+    /// A token to authenticate with; overrides the saved session.
     #[arg(long, global = true, env = "TESSERA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// A username, to authenticate with a password instead of a token.
@@ -63,18 +82,53 @@ pub struct Global {
     /// The password for --user.
     #[arg(long, global = true, env = "TESSERA_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Where the saved session lives (default: the user's config directory).
+    #[arg(long, global = true, env = "TESSERA_CONFIG_DIR", hide = true)]
+    pub config_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Exchange a username and password for a session token; prints the token.
+    /// Start an issuer and a verifier in this process on an embedded SQLite database.
+    Dev(DevArgs),
+    /// Exchange a username and password for a session token and save it.
     Login(LoginArgs),
+    /// Revoke the saved session and forget it.
+    Logout,
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// The issuer's public signing keys.
+    /// Manage users (administrators).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The issuer's signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Read the audit log.
+    Audit(AuditArgs),
+    /// Ask the verifier about a token.
+    Verify(VerifyArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Directory of the SQLite database (and its development KEK).
+    #[arg(long, default_value = "tessera-data")]
+    pub data_dir: PathBuf,
+    /// The issuer's listen address.
+    #[arg(long, default_value = tessera_issuer::config::DEFAULT_LISTEN)]
+    pub issuer_listen: std::net::SocketAddr,
+    /// The verifier's listen address.
+    #[arg(long, default_value = tessera_verifier::config::DEFAULT_LISTEN)]
+    pub verifier_listen: std::net::SocketAddr,
 }
 
 /// Session kinds.
@@ -93,49 +147,198 @@ pub struct LoginArgs {
     /// Ask for a lifetime (`5m`, `1h`…) instead of the kind's default.
     #[arg(long, value_parser = duration)]
     pub expires_in: Option<Duration>,
+    /// Print the session token instead of only saving it.
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// A token by id, or by name (yours, or --owner's).
+#[derive(Debug, Args)]
+pub struct Selector {
+    /// The token's name (or, with --id, its id).
+    pub name: Option<String>,
+    /// Select by id instead of name.
+    #[arg(long, conflicts_with = "name")]
+    pub id: Option<String>,
+    /// The owner of the named token (administrators); default yourself.
+    #[arg(long)]
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// A grant, `RESOURCE:ACTION[,ACTION…]`; repeatable.
+    #[arg(long = "grant", value_parser = grant)]
+    pub grants: Vec<GrantArg>,
+    /// Add the grants the requested ones depend on.
+    #[arg(long)]
+    pub grant_dependencies: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Create an API token; prints its secret once.
     Create(CreateArgs),
-    /// List your tokens.
-    List,
+    /// List tokens.
+    List(ListArgs),
     /// Show one token.
     Get(Selector),
+    /// Change a token's description, or narrow its expiry or grants.
+    Update(UpdateArgs),
+    /// Copy a token under a new name, with a new secret.
+    Duplicate(DuplicateArgs),
+    /// Enable a disabled token.
+    Enable(Selector),
+    /// Disable a token; verifiers refuse it until it is enabled.
+    Disable(Selector),
+    /// Give a token a new secret (optionally a new expiry or grants).
+    Rotate(RotateArgs),
     /// Delete a token; its secret stops working.
     Delete(Selector),
 }
 
 #[derive(Debug, Args)]
+pub struct SecretOut {
+    /// Write the secret to this file (owner-only permissions) instead of printing it.
+    #[arg(long)]
+    pub save_to: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct CreateArgs {
     /// The token's name, unique among yours.
-    #[arg(long)]
     pub name: String,
     #[arg(long, default_value = "")]
     pub description: String,
-    /// Lifetime (`7d`, `12h`…); the issuer's default when omitted.
+    /// Lifetime (`7d`, `12h`…); the issuer's default (7d) when omitted.
     #[arg(long, value_parser = duration)]
     pub expires_in: Option<Duration>,
-    /// A grant, `RESOURCE:ACTION[,ACTION…]`; repeatable.
-    #[arg(long = "grant", value_parser = grant)]
-    pub grants: Vec<GrantArg>,
+    #[command(flatten)]
+    pub grants: GrantArgs,
     /// Give the token all of your permissions.
     #[arg(long, conflicts_with = "grants")]
     pub all_permissions: bool,
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
+    #[command(flatten)]
+    pub secret: SecretOut,
 }
 
-/// A token by id, or by name (yours, or --owner's).
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
-pub struct Selector {
+pub struct ListArgs {
+    /// Whose tokens: a username, or `-` for everyone's (administrators).
     #[arg(long)]
-    pub id: Option<String>,
+    pub owner: Option<String>,
+    /// Only this type.
+    #[arg(long, value_enum)]
+    pub r#type: Option<TypeArg>,
+    /// Only tokens in this status.
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TypeArg {
+    Api,
+    Session,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Active,
+    Disabled,
+    Expired,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub which: Selector,
+    /// A new description.
     #[arg(long)]
-    pub name: Option<String>,
+    pub description: Option<String>,
+    /// An earlier expiry, as a lifetime from now (`1h`).
+    #[arg(long, value_parser = duration)]
+    pub expires_in: Option<Duration>,
+    /// Replace the grants with these (fewer than before).
+    #[arg(long = "grant", value_parser = grant)]
+    pub grants: Vec<GrantArg>,
+}
+
+#[derive(Debug, Args)]
+pub struct DuplicateArgs {
+    #[command(flatten)]
+    pub which: Selector,
+    /// The copy's name.
+    #[arg(long = "as")]
+    pub new_name: String,
+    /// The copy's description (default: the source's).
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub secret: SecretOut,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub which: Selector,
+    /// A new lifetime from now.
+    #[arg(long, value_parser = duration)]
+    pub expires_in: Option<Duration>,
+    #[command(flatten)]
+    pub grants: GrantArgs,
+    /// Keep the old secret working this long (`10m`), up to the server's maximum.
+    #[arg(long, value_parser = duration)]
+    pub overlap: Option<Duration>,
+    #[command(flatten)]
+    pub secret: SecretOut,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        username: String,
+        /// The new user's password (or TESSERA_NEW_PASSWORD).
+        #[arg(long, env = "TESSERA_NEW_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        admin: bool,
+        #[arg(long = "grant", value_parser = grant)]
+        grants: Vec<GrantArg>,
+    },
+    /// List users.
+    List,
+    /// Show a user.
+    Get { user: String },
+    /// Change a user's enabled state, admin flag or grants.
+    Update {
+        user: String,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        #[arg(long)]
+        admin: Option<bool>,
+        /// Replace the user's grants with these; repeatable.
+        #[arg(long = "grant", value_parser = grant)]
+        grants: Vec<GrantArg>,
+        /// Remove all of the user's grants.
+        #[arg(long, conflicts_with = "grants")]
+        no_grants: bool,
+    },
+    /// Delete a user and their tokens.
+    Delete { user: String },
+    /// Set a password (yours needs --current).
+    SetPassword {
+        user: String,
+        #[arg(long, env = "TESSERA_NEW_PASSWORD", hide_env_values = true)]
+        new: String,
+        #[arg(long, env = "TESSERA_CURRENT_PASSWORD", hide_env_values = true)]
+        current: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -146,6 +349,37 @@ pub enum KeyCommand {
         #[arg(long)]
         jwks: bool,
     },
+    /// Publish a new signing key (administrators).
+    Rotate {
+        /// Start signing with it at once instead of after the configured delay.
+        #[arg(long)]
+        immediate: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this user's actions.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action (`token.create`…).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// At most this many events, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The token to check.
+    pub token: String,
+    /// A resource to check a permission on.
+    #[arg(long, requires = "action")]
+    pub resource: Option<String>,
+    /// The action to check on --resource.
+    #[arg(long, requires = "resource")]
+    pub action: Option<String>,
 }
 
 #[cfg(test)]
@@ -164,5 +398,11 @@ mod tests {
         for bad in ["repositories", ":read", "repositories:", "repositories:,"] {
             assert!(grant(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

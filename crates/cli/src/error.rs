@@ -14,6 +14,9 @@ pub enum CliError {
     /// The server refused or failed the call.
     #[error("{0}")]
     Rpc(String),
+    /// Something on this machine failed (a file, a server started by `dev`).
+    #[error("{0}")]
+    Local(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -32,11 +35,19 @@ impl CliError {
 impl From<tonic::Status> for CliError {
     fn from(status: tonic::Status) -> Self {
         let hint = match status.code() {
-            Code::Unauthenticated => " (log in with `tessera login`, or pass --token / --user)",
+            Code::Unauthenticated => " (log in with `tessera login`, or pass --token or --user)",
             Code::Unavailable => " (is the server running and ready? try again shortly)",
             Code::PermissionDenied => " (ask an administrator for the grant)",
+            Code::Unimplemented => " (the server is older than this client)",
             _ => "",
         };
-        CliError::Rpc(format!("{}{hint}", status.message()))
+        // One line, whatever the server said.
+        let message = status.message().replace('\n', " ");
+        let message = if message.is_empty() {
+            format!("the server answered {:?}", status.code())
+        } else {
+            message
+        };
+        CliError::Rpc(format!("{message}{hint}"))
     }
 }

@@ -1,15 +1,18 @@
-//! `tessera`, the command line client of Tessera's issuer.
+//! `tessera`, the command line client of Tessera's services, and `tessera
+//! dev`, the whole system in one process.
 //!
-//! It owns argument parsing ([`args`]), turning answers into text
-//! ([`output`]) and gRPC statuses into one line a person can act on
-//! ([`error`]). Exit codes: 0 success, 1 a failed operation, 2 a usage error.
+//! It owns argument parsing ([`args`]), the saved session
+//! (`session_file`), turning answers into text or JSON (`output`) and gRPC
+//! statuses into one line a person can act on ([`error`]). Exit codes: 0
+//! success, 1 a failed operation, 2 a usage error.
 
 pub mod args;
 mod commands;
 pub mod error;
 mod output;
+mod session_file;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
 use std::io::Write;
 
@@ -35,6 +38,10 @@ where
             return code;
         }
     };
+    if let args::Command::Completions { shell } = &cli.command {
+        clap_complete::generate(*shell, &mut args::Cli::command(), "tessera", out);
+        return 0;
+    }
     match commands::run(cli, out).await {
         Ok(()) => 0,
         Err(e) => {

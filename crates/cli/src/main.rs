@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     let code = tessera_cli::run(
         std::env::args_os(),

@@ -1,17 +1,58 @@
-//! Answers as text for people.
+//! Answers as text for people, or as JSON for scripts. The JSON shapes are
+//! part of the CLI's contract: see docs/cli.md.
 
+use crate::args::Output;
 use chrono::{DateTime, Local, Utc};
+use serde_json::{Value, json};
 use std::io::{self, Write};
+use std::path::Path;
 use tessera_proto::v1;
 
-fn when(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, 0))
-        .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_else(|| "-".into())
+/// Prints results in the chosen format.
+pub struct Printer<'a> {
+    out: &'a mut dyn Write,
+    format: Output,
+    now: DateTime<Utc>,
 }
 
-fn status(token: &v1::Token) -> &'static str {
-    match v1::TokenStatus::try_from(token.status) {
+fn time(ts: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    ts.and_then(|t| DateTime::<Utc>::from_timestamp(t.seconds, 0))
+}
+
+fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Value {
+    time(ts).map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
+}
+
+/// "in 6 days", "3 hours ago": the largest unit, rounded to the nearest, so
+/// a week-long token created a second ago reads "in 7 days".
+pub fn relative(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (then - now).num_seconds();
+    let abs = secs.unsigned_abs();
+    if abs < 30 {
+        return if secs >= 0 {
+            "in under a minute".into()
+        } else {
+            "just now".into()
+        };
+    }
+    let minutes = (abs + 30) / 60;
+    let (n, unit) = if minutes < 60 {
+        (minutes, "minute")
+    } else if minutes < 24 * 60 {
+        ((minutes + 30) / 60, "hour")
+    } else {
+        ((minutes + 12 * 60) / (24 * 60), "day")
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if secs >= 0 {
+        format!("in {n} {unit}{plural}")
+    } else {
+        format!("{n} {unit}{plural} ago")
+    }
+}
+
+fn status_name(status: i32) -> &'static str {
+    match v1::TokenStatus::try_from(status) {
         Ok(v1::TokenStatus::Active) => "active",
         Ok(v1::TokenStatus::Disabled) => "disabled",
         Ok(v1::TokenStatus::Expired) => "expired",
@@ -19,7 +60,31 @@ fn status(token: &v1::Token) -> &'static str {
     }
 }
 
-fn grants(grants: &[v1::Grant]) -> String {
+fn type_name(t: i32) -> &'static str {
+    match v1::TokenType::try_from(t) {
+        Ok(v1::TokenType::Session) => "session",
+        Ok(v1::TokenType::Api) => "api",
+        _ => "unknown",
+    }
+}
+
+fn session_kind(k: i32) -> Value {
+    match v1::SessionKind::try_from(k) {
+        Ok(v1::SessionKind::Web) => "web".into(),
+        Ok(v1::SessionKind::TokenService) => "token_service".into(),
+        Ok(v1::SessionKind::Api) => "api".into(),
+        _ => Value::Null,
+    }
+}
+
+fn grants_json(grants: &[v1::Grant]) -> Value {
+    grants
+        .iter()
+        .map(|g| json!({ "resource": g.resource, "actions": g.actions }))
+        .collect()
+}
+
+fn grants_text(grants: &[v1::Grant]) -> String {
     if grants.is_empty() {
         return "(none)".into();
     }
@@ -30,68 +95,338 @@ fn grants(grants: &[v1::Grant]) -> String {
         .join(" ")
 }
 
-/// One token, field by field.
-pub fn token(out: &mut dyn Write, t: &v1::Token) -> io::Result<()> {
-    let kind = if t.r#type == v1::TokenType::Session as i32 {
-        "session"
-    } else {
-        "api"
-    };
-    writeln!(out, "id:          {}", t.id)?;
-    writeln!(out, "name:        {}", t.name)?;
-    writeln!(out, "owner:       {}", t.owner_name)?;
-    writeln!(out, "type:        {kind}")?;
-    writeln!(out, "status:      {}", status(t))?;
-    writeln!(out, "expires:     {}", when(t.expire_time.as_ref()))?;
-    writeln!(out, "permissions: {}", grants(&t.permissions))?;
-    if !t.description.is_empty() {
-        writeln!(out, "description: {}", t.description)?;
-    }
-    Ok(())
+/// A token as JSON.
+pub fn token_json(t: &v1::Token) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "description": t.description,
+        "owner": t.owner_name,
+        "owner_id": t.owner_id,
+        "type": type_name(t.r#type),
+        "session_kind": session_kind(t.session_kind),
+        "status": status_name(t.status),
+        "enabled": t.enabled,
+        "all_permissions": t.all_permissions,
+        "permissions": grants_json(&t.permissions),
+        "create_time": rfc3339(t.create_time.as_ref()),
+        "expire_time": rfc3339(t.expire_time.as_ref()),
+        "key_id": t.key_id,
+    })
 }
 
-/// Tokens, one a line.
-pub fn token_table(out: &mut dyn Write, tokens: &[v1::Token]) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<36}  {:<24}  {:<8}  {:<16}",
-        "ID", "NAME", "STATUS", "EXPIRES"
-    )?;
-    for t in tokens {
-        writeln!(
-            out,
-            "{:<36}  {:<24}  {:<8}  {:<16}",
-            t.id,
-            t.name,
-            status(t),
-            when(t.expire_time.as_ref())
-        )?;
-    }
-    Ok(())
+fn user_json(u: &v1::User) -> Value {
+    json!({
+        "id": u.id,
+        "username": u.username,
+        "admin": u.admin,
+        "enabled": u.enabled,
+        "grants": grants_json(&u.grants),
+        "create_time": rfc3339(u.create_time.as_ref()),
+        "update_time": rfc3339(u.update_time.as_ref()),
+    })
 }
 
-/// Keys, one a line.
-pub fn key_table(out: &mut dyn Write, keys: &[v1::PublicKey]) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<16}  {:<8}  {:<16}  PUBLIC KEY",
-        "KID", "STATE", "ACTIVE FROM"
-    )?;
-    for k in keys {
-        let state = match v1::KeyState::try_from(k.state) {
-            Ok(v1::KeyState::Pending) => "pending",
-            Ok(v1::KeyState::Active) => "active",
-            Ok(v1::KeyState::Retired) => "retired",
-            _ => "unknown",
-        };
-        writeln!(
-            out,
-            "{:<16}  {:<8}  {:<16}  {}",
-            k.kid,
-            state,
-            when(k.activate_time.as_ref()),
-            k.public_key
-        )?;
+fn key_state(state: i32) -> &'static str {
+    match v1::KeyState::try_from(state) {
+        Ok(v1::KeyState::Pending) => "pending",
+        Ok(v1::KeyState::Active) => "active",
+        Ok(v1::KeyState::Retired) => "retired",
+        _ => "unknown",
     }
-    Ok(())
+}
+
+fn key_json(k: &v1::PublicKey) -> Value {
+    json!({
+        "kid": k.kid,
+        "algorithm": k.algorithm,
+        "public_key": k.public_key,
+        "state": key_state(k.state),
+        "create_time": rfc3339(k.create_time.as_ref()),
+        "activate_time": rfc3339(k.activate_time.as_ref()),
+        "retire_time": rfc3339(k.retire_time.as_ref()),
+        "remove_time": rfc3339(k.remove_time.as_ref()),
+    })
+}
+
+/// The stable name of a verification reason (`OK`, `REVOKED`…).
+pub fn reason_name(reason: i32) -> String {
+    v1::VerifyReason::try_from(reason)
+        .map(|r| {
+            r.as_str_name()
+                .trim_start_matches("VERIFY_REASON_")
+                .to_owned()
+        })
+        .unwrap_or_else(|_| "UNKNOWN".into())
+}
+
+impl<'a> Printer<'a> {
+    pub fn new(out: &'a mut dyn Write, format: Output) -> Self {
+        Self {
+            out,
+            format,
+            now: Utc::now(),
+        }
+    }
+
+    fn json(&mut self, value: &Value) -> io::Result<()> {
+        writeln!(self.out, "{value}")
+    }
+
+    fn when(&self, ts: Option<&prost_types::Timestamp>) -> String {
+        match time(ts) {
+            Some(t) => format!(
+                "{} ({})",
+                t.with_timezone(&Local).format("%Y-%m-%d %H:%M"),
+                relative(t, self.now)
+            ),
+            None => "-".into(),
+        }
+    }
+
+    fn token_text(&mut self, t: &v1::Token) -> io::Result<()> {
+        let expires = self.when(t.expire_time.as_ref());
+        writeln!(self.out, "id:          {}", t.id)?;
+        writeln!(self.out, "name:        {}", t.name)?;
+        writeln!(self.out, "owner:       {}", t.owner_name)?;
+        writeln!(self.out, "type:        {}", type_name(t.r#type))?;
+        writeln!(self.out, "status:      {}", status_name(t.status))?;
+        writeln!(self.out, "expires:     {expires}")?;
+        writeln!(self.out, "permissions: {}", grants_text(&t.permissions))?;
+        if !t.description.is_empty() {
+            writeln!(self.out, "description: {}", t.description)?;
+        }
+        Ok(())
+    }
+
+    /// One token.
+    pub fn token(&mut self, t: &v1::Token) -> io::Result<()> {
+        match self.format {
+            Output::Json => self.json(&token_json(t)),
+            Output::Text => self.token_text(t),
+        }
+    }
+
+    /// A token with its new secret (or where the secret was saved).
+    pub fn token_with_secret(
+        &mut self,
+        t: Option<&v1::Token>,
+        secret: &str,
+        saved_to: Option<&Path>,
+    ) -> io::Result<()> {
+        match self.format {
+            Output::Json => {
+                let value = json!({
+                    "token": t.map_or(Value::Null, token_json),
+                    "secret": if saved_to.is_some() { Value::Null } else { Value::String(secret.into()) },
+                    "saved_to": saved_to.map(|p| p.display().to_string()),
+                });
+                self.json(&value)
+            }
+            Output::Text => {
+                if let Some(t) = t {
+                    self.token_text(t)?;
+                }
+                match saved_to {
+                    Some(path) => writeln!(
+                        self.out,
+                        "secret:      saved to {} (owner-only)",
+                        path.display()
+                    ),
+                    None => {
+                        writeln!(self.out, "secret:      {secret}")?;
+                        writeln!(self.out, "(the secret is shown only this once)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tokens, one a line.
+    pub fn tokens(&mut self, tokens: &[v1::Token]) -> io::Result<()> {
+        if self.format == Output::Json {
+            let list: Vec<Value> = tokens.iter().map(token_json).collect();
+            return self.json(&json!({ "tokens": list }));
+        }
+        writeln!(
+            self.out,
+            "{:<36}  {:<24}  {:<10}  {:<8}  {:<8}  EXPIRES",
+            "ID", "NAME", "OWNER", "TYPE", "STATUS"
+        )?;
+        for t in tokens {
+            let expires =
+                time(t.expire_time.as_ref()).map_or_else(|| "-".into(), |e| relative(e, self.now));
+            writeln!(
+                self.out,
+                "{:<36}  {:<24}  {:<10}  {:<8}  {:<8}  {expires}",
+                t.id,
+                t.name,
+                t.owner_name,
+                type_name(t.r#type),
+                status_name(t.status)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One user.
+    pub fn user(&mut self, u: &v1::User) -> io::Result<()> {
+        if self.format == Output::Json {
+            return self.json(&user_json(u));
+        }
+        writeln!(self.out, "id:       {}", u.id)?;
+        writeln!(self.out, "username: {}", u.username)?;
+        writeln!(self.out, "admin:    {}", u.admin)?;
+        writeln!(self.out, "enabled:  {}", u.enabled)?;
+        writeln!(self.out, "grants:   {}", grants_text(&u.grants))
+    }
+
+    /// Users, one a line.
+    pub fn users(&mut self, users: &[v1::User]) -> io::Result<()> {
+        if self.format == Output::Json {
+            let list: Vec<Value> = users.iter().map(user_json).collect();
+            return self.json(&json!({ "users": list }));
+        }
+        writeln!(
+            self.out,
+            "{:<24}  {:<5}  {:<7}  GRANTS",
+            "USERNAME", "ADMIN", "ENABLED"
+        )?;
+        for u in users {
+            writeln!(
+                self.out,
+                "{:<24}  {:<5}  {:<7}  {}",
+                u.username,
+                u.admin,
+                u.enabled,
+                grants_text(&u.grants)
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Keys, one a line.
+    pub fn keys(&mut self, keys: &[v1::PublicKey]) -> io::Result<()> {
+        if self.format == Output::Json {
+            let list: Vec<Value> = keys.iter().map(key_json).collect();
+            return self.json(&json!({ "keys": list }));
+        }
+        writeln!(
+            self.out,
+            "{:<16}  {:<8}  {:<36}  PUBLIC KEY",
+            "KID", "STATE", "ACTIVE FROM"
+        )?;
+        for k in keys {
+            let active = self.when(k.activate_time.as_ref());
+            writeln!(
+                self.out,
+                "{:<16}  {:<8}  {:<36}  {}",
+                k.kid,
+                key_state(k.state),
+                active,
+                k.public_key
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Audit events, newest first.
+    pub fn audit(&mut self, events: &[v1::AuditEvent]) -> io::Result<()> {
+        if self.format == Output::Json {
+            let list: Vec<Value> = events
+                .iter()
+                .map(|e| {
+                    json!({
+                        "id": e.id,
+                        "time": rfc3339(e.time.as_ref()),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "outcome": e.outcome,
+                        "detail": e.detail,
+                    })
+                })
+                .collect();
+            return self.json(&json!({ "events": list }));
+        }
+        writeln!(
+            self.out,
+            "{:<16}  {:<12}  {:<20}  {:<8}  TARGET",
+            "TIME", "ACTOR", "ACTION", "OUTCOME"
+        )?;
+        for e in events {
+            let at = time(e.time.as_ref())
+                .map(|t| t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_default();
+            writeln!(
+                self.out,
+                "{at:<16}  {:<12}  {:<20}  {:<8}  {}",
+                e.actor, e.action, e.outcome, e.target
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A verifier's answer.
+    pub fn verdict(&mut self, v: &v1::VerifyResponse) -> io::Result<()> {
+        if self.format == Output::Json {
+            let value = json!({
+                "valid": v.valid,
+                "reason": reason_name(v.reason),
+                "message": v.message,
+                "token_id": v.token_id,
+                "owner_id": v.owner_id,
+                "type": if v.valid { Value::String(type_name(v.r#type).into()) } else { Value::Null },
+                "grants": grants_json(&v.grants),
+                "expire_time": rfc3339(v.expire_time.as_ref()),
+            });
+            return self.json(&value);
+        }
+        let reason = reason_name(v.reason);
+        if v.valid {
+            writeln!(self.out, "valid ({reason})")?;
+            writeln!(self.out, "token:   {}", v.token_id)?;
+            writeln!(self.out, "owner:   {}", v.owner_id)?;
+            writeln!(self.out, "expires: {}", self.when(v.expire_time.as_ref()))?;
+            writeln!(self.out, "grants:  {}", grants_text(&v.grants))
+        } else {
+            writeln!(self.out, "invalid: {reason}: {}", v.message)
+        }
+    }
+
+    /// A plain confirmation (`{"ok": true, …}` in JSON).
+    pub fn done(&mut self, text: &str, extra: Value) -> io::Result<()> {
+        match self.format {
+            Output::Json => {
+                let mut value = json!({ "ok": true });
+                if let (Some(map), Value::Object(more)) = (value.as_object_mut(), extra) {
+                    map.extend(more);
+                }
+                self.json(&value)
+            }
+            Output::Text => writeln!(self.out, "{text}"),
+        }
+    }
+
+    /// The raw JSON text the server gave (JWKS).
+    pub fn raw(&mut self, text: &str) -> io::Result<()> {
+        writeln!(self.out, "{text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = DateTime::<Utc>::from_timestamp(1_000_000, 0).expect("time");
+        let at = |secs: i64| DateTime::<Utc>::from_timestamp(1_000_000 + secs, 0).expect("time");
+        assert_eq!(relative(at(6 * 86_400 + 5), now), "in 6 days");
+        assert_eq!(relative(at(3_600), now), "in 1 hour");
+        assert_eq!(relative(at(-120), now), "2 minutes ago");
+        assert_eq!(relative(at(20), now), "in under a minute");
+        assert_eq!(relative(at(7 * 86_400 - 2), now), "in 7 days");
+        assert_eq!(relative(at(3_599), now), "in 1 hour");
+    }
 }

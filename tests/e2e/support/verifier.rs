@@ -14,6 +14,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 /// A running verifier.
 pub struct VerifierHarness {
+    pub addr: std::net::SocketAddr,
     pub channel: Channel,
     server: tokio::task::JoinHandle<()>,
 }
@@ -49,7 +50,11 @@ impl VerifierHarness {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
             .connect_lazy();
-        Self { channel, server }
+        Self {
+            addr,
+            channel,
+            server,
+        }
     }
 
     pub fn client(&self) -> VerifierServiceClient<Channel> {

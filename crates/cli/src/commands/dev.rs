@@ -1,0 +1,97 @@
+//! `tessera dev`: an issuer and a verifier in this process, on an embedded
+//! SQLite database, until Ctrl-C.
+
+use crate::args::DevArgs;
+use crate::error::CliError;
+use crate::output::Printer;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tessera_core::SystemClock;
+use tessera_issuer::{Issuer, IssuerConfig};
+use tessera_verifier::{VerifierConfig, VerifierServer};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn wait_serving(what: &str, addr: SocketAddr) -> Result<(), CliError> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| CliError::Local(e.to_string()))?
+        .connect_lazy();
+    let mut health = HealthClient::new(channel);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if matches!(status, Ok(s) if s == ServingStatus::Serving as i32) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(CliError::Local(format!(
+        "the {what} did not become ready within 60 s; see the log above"
+    )))
+}
+
+pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), CliError> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| CliError::Local(format!("cannot create {}: {e}", args.data_dir.display())))?;
+    let url = format!("sqlite://{}/tessera.db?mode=rwc", args.data_dir.display());
+    let clock = Arc::new(SystemClock);
+
+    let issuer = Issuer::bind(
+        IssuerConfig::new(args.issuer_listen, url.clone()),
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
+    let issuer_addr = issuer
+        .local_addr()
+        .map_err(|e| CliError::Local(e.to_string()))?;
+    let verifier = VerifierServer::bind(VerifierConfig::new(args.verifier_listen, url), clock)
+        .await
+        .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
+    let verifier_addr = verifier
+        .local_addr()
+        .map_err(|e| CliError::Local(e.to_string()))?;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let issuer_task = tokio::spawn(issuer.run_until(until_stopped(stopped.clone())));
+    let verifier_task = tokio::spawn(verifier.run_until(until_stopped(stopped)));
+    wait_serving("issuer", issuer_addr).await?;
+    wait_serving("verifier", verifier_addr).await?;
+    printer.done(
+        &format!(
+            "Tessera is running (data in {}):\n  issuer    http://{issuer_addr}\n  verifier  http://{verifier_addr}\n\
+             In another terminal: tessera login --user admin --password <password>. Ctrl-C stops both.",
+            args.data_dir.display()
+        ),
+        serde_json::json!({
+            "issuer": format!("http://{issuer_addr}"),
+            "verifier": format!("http://{verifier_addr}"),
+            "data_dir": args.data_dir.display().to_string(),
+        }),
+    )?;
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let _ = issuer_task.await;
+        let _ = verifier_task.await;
+    })
+    .await;
+    Ok(())
+}

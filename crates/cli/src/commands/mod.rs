@@ -1,0 +1,121 @@
+//! Each command: build the request, call, print. This module holds what
+//! they share: connecting and choosing credentials.
+
+mod dev;
+mod misc;
+mod session;
+mod tokens;
+mod users;
+
+use crate::args::{Cli, Command, Global, GrantArg};
+use crate::error::CliError;
+use crate::output::Printer;
+use crate::session_file;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use std::io::Write;
+use std::time::Duration;
+use tessera_proto::v1;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+
+pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
+    let global = cli.global;
+    let mut printer = Printer::new(out, global.output);
+    match cli.command {
+        Command::Dev(args) => dev::run(args, &mut printer).await,
+        Command::Login(args) => session::login(&global, args, &mut printer).await,
+        Command::Logout => session::logout(&global, &mut printer).await,
+        Command::Token(command) => tokens::run(&global, command, &mut printer).await,
+        Command::User(command) => users::run(&global, command, &mut printer).await,
+        Command::Key(command) => misc::keys(&global, command, &mut printer).await,
+        Command::Audit(args) => misc::audit(&global, args, &mut printer).await,
+        Command::Verify(args) => misc::verify(&global, args, &mut printer).await,
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// Opens a channel to `endpoint`.
+pub(crate) async fn connect(endpoint: &str) -> Result<Channel, CliError> {
+    let failed = |detail: String| CliError::Connect {
+        endpoint: endpoint.into(),
+        detail,
+    };
+    Endpoint::from_shared(endpoint.to_owned())
+        .map_err(|e| failed(e.to_string()))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(|e| failed(format!("{e} (is it running?)")))
+}
+
+fn basic_value(global: &Global) -> Option<String> {
+    let user = global.user.as_ref()?;
+    let password = global.password.as_deref().unwrap_or_default();
+    Some(format!(
+        "Basic {}",
+        STANDARD.encode(format!("{user}:{password}"))
+    ))
+}
+
+/// The `authorization` value to send: `--token`, else `--user`/`--password`,
+/// else the saved session (if it is for this issuer and not expired).
+pub(crate) fn authorization(global: &Global) -> Result<String, CliError> {
+    if let Some(token) = &global.token {
+        return Ok(format!("Bearer {token}"));
+    }
+    if let Some(basic) = basic_value(global) {
+        return Ok(basic);
+    }
+    let dir = session_file::dir(global.config_dir.as_deref())?;
+    let Some(saved) = session_file::load(&dir)? else {
+        return Err(CliError::Local(
+            "not logged in: run `tessera login`, or pass --token or --user".into(),
+        ));
+    };
+    if saved.issuer != global.issuer {
+        return Err(CliError::Local(format!(
+            "the saved session is for {}, not {}: run `tessera login` for this issuer",
+            saved.issuer, global.issuer
+        )));
+    }
+    if saved.expire_time <= chrono::Utc::now().timestamp() {
+        return Err(CliError::Local(
+            "your session has expired: run `tessera login` again".into(),
+        ));
+    }
+    Ok(format!("Bearer {}", saved.token))
+}
+
+/// `message` with `value` as its `authorization` metadata.
+pub(crate) fn with_authorization<T>(message: T, value: &str) -> Result<Request<T>, CliError> {
+    let mut request = Request::new(message);
+    let value: MetadataValue<_> = value.parse().map_err(|_| {
+        CliError::Usage("credentials contain characters a header cannot carry".into())
+    })?;
+    request.metadata_mut().insert("authorization", value);
+    Ok(request)
+}
+
+/// `message` with the caller's credentials.
+pub(crate) fn authorized<T>(global: &Global, message: T) -> Result<Request<T>, CliError> {
+    with_authorization(message, &authorization(global)?)
+}
+
+pub(crate) fn proto_duration(d: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: 0,
+    }
+}
+
+pub(crate) fn grants(args: &[GrantArg]) -> Vec<v1::Grant> {
+    args.iter()
+        .map(|g| v1::Grant {
+            resource: g.resource.clone(),
+            actions: g.actions.clone(),
+        })
+        .collect()
+}

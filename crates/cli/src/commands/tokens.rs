@@ -1,0 +1,232 @@
+//! `tessera token …`.
+
+use super::{authorized, connect, grants, proto_duration};
+use crate::args::{Global, Selector, StatusArg, TokenCommand, TypeArg};
+use crate::error::CliError;
+use crate::output::Printer;
+use crate::session_file;
+use std::path::Path;
+use tessera_proto::v1::{self, token_service_client::TokenServiceClient};
+use tonic::transport::Channel;
+
+fn selector(s: &Selector) -> Result<Option<v1::TokenSelector>, CliError> {
+    if s.id.is_none() && s.name.is_none() {
+        return Err(CliError::Usage("name the token, or give --id".into()));
+    }
+    Ok(Some(v1::TokenSelector {
+        id: s.id.clone().unwrap_or_default(),
+        name: s.name.clone().unwrap_or_default(),
+        owner: s.owner.clone().unwrap_or_default(),
+    }))
+}
+
+/// Prints a new secret, or writes it to `save_to` with owner-only permissions.
+fn secret(
+    printer: &mut Printer<'_>,
+    token: Option<&v1::Token>,
+    secret: &str,
+    save_to: Option<&Path>,
+) -> Result<(), CliError> {
+    if let Some(path) = save_to {
+        session_file::write_private(path, &format!("{secret}\n"))?;
+    }
+    printer.token_with_secret(token, secret, save_to)?;
+    Ok(())
+}
+
+pub(crate) async fn run(
+    global: &Global,
+    command: TokenCommand,
+    printer: &mut Printer<'_>,
+) -> Result<(), CliError> {
+    let mut client = TokenServiceClient::new(connect(&global.issuer).await?);
+    match command {
+        TokenCommand::Create(args) => {
+            let request = v1::CreateTokenRequest {
+                name: args.name,
+                description: args.description,
+                expiration: args
+                    .expires_in
+                    .map(|d| v1::create_token_request::Expiration::ExpiresIn(proto_duration(d))),
+                enabled: Some(!args.disabled),
+                all_permissions: args.all_permissions,
+                permissions: grants(&args.grants.grants),
+                grant_dependencies: args.grants.grant_dependencies,
+            };
+            let reply = client
+                .create_token(authorized(global, request)?)
+                .await?
+                .into_inner();
+            secret(
+                printer,
+                reply.token.as_ref(),
+                &reply.secret,
+                args.secret.save_to.as_deref(),
+            )
+        }
+        TokenCommand::List(args) => list(global, &mut client, args, printer).await,
+        TokenCommand::Get(which) => {
+            let token = client
+                .get_token(authorized(
+                    global,
+                    v1::GetTokenRequest {
+                        token: selector(&which)?,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            Ok(printer.token(&token)?)
+        }
+        TokenCommand::Update(args) => {
+            let mut paths = Vec::new();
+            let mut token = v1::Token::default();
+            if let Some(description) = args.description {
+                token.description = description;
+                paths.push("description".to_owned());
+            }
+            if let Some(d) = args.expires_in {
+                let end = chrono::Utc::now().timestamp()
+                    + i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+                token.expire_time = Some(prost_types::Timestamp {
+                    seconds: end,
+                    nanos: 0,
+                });
+                paths.push("expire_time".to_owned());
+            }
+            if !args.grants.is_empty() {
+                token.permissions = grants(&args.grants);
+                paths.push("permissions".to_owned());
+            }
+            if paths.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to update: give --description, --expires-in or --grant".into(),
+                ));
+            }
+            let request = v1::UpdateTokenRequest {
+                target: selector(&args.which)?,
+                token: Some(token),
+                update_mask: Some(prost_types::FieldMask { paths }),
+            };
+            let token = client
+                .update_token(authorized(global, request)?)
+                .await?
+                .into_inner();
+            Ok(printer.token(&token)?)
+        }
+        TokenCommand::Duplicate(args) => {
+            let request = v1::DuplicateTokenRequest {
+                source: selector(&args.which)?,
+                name: args.new_name,
+                description: args.description.unwrap_or_default(),
+            };
+            let reply = client
+                .duplicate_token(authorized(global, request)?)
+                .await?
+                .into_inner();
+            secret(
+                printer,
+                reply.token.as_ref(),
+                &reply.secret,
+                args.secret.save_to.as_deref(),
+            )
+        }
+        TokenCommand::Enable(which) => {
+            let token = client
+                .enable_token(authorized(
+                    global,
+                    v1::EnableTokenRequest {
+                        token: selector(&which)?,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            Ok(printer.token(&token)?)
+        }
+        TokenCommand::Disable(which) => {
+            let token = client
+                .disable_token(authorized(
+                    global,
+                    v1::DisableTokenRequest {
+                        token: selector(&which)?,
+                    },
+                )?)
+                .await?
+                .into_inner();
+            Ok(printer.token(&token)?)
+        }
+        TokenCommand::Rotate(args) => {
+            let request = v1::RotateTokenRequest {
+                token: selector(&args.which)?,
+                expiration: args
+                    .expires_in
+                    .map(|d| v1::rotate_token_request::Expiration::ExpiresIn(proto_duration(d))),
+                permissions: grants(&args.grants.grants),
+                replace_permissions: !args.grants.grants.is_empty(),
+                overlap: args.overlap.map(proto_duration),
+                grant_dependencies: args.grants.grant_dependencies,
+            };
+            let reply = client
+                .rotate_token(authorized(global, request)?)
+                .await?
+                .into_inner();
+            secret(
+                printer,
+                reply.token.as_ref(),
+                &reply.secret,
+                args.secret.save_to.as_deref(),
+            )
+        }
+        TokenCommand::Delete(which) => {
+            client
+                .delete_token(authorized(
+                    global,
+                    v1::DeleteTokenRequest {
+                        token: selector(&which)?,
+                    },
+                )?)
+                .await?;
+            Ok(printer.done("deleted", serde_json::json!({}))?)
+        }
+    }
+}
+
+async fn list(
+    global: &Global,
+    client: &mut TokenServiceClient<Channel>,
+    args: crate::args::ListArgs,
+    printer: &mut Printer<'_>,
+) -> Result<(), CliError> {
+    let r#type = match args.r#type {
+        None => v1::TokenType::Unspecified,
+        Some(TypeArg::Api) => v1::TokenType::Api,
+        Some(TypeArg::Session) => v1::TokenType::Session,
+    };
+    let status = match args.status {
+        None => v1::TokenStatus::Unspecified,
+        Some(StatusArg::Active) => v1::TokenStatus::Active,
+        Some(StatusArg::Disabled) => v1::TokenStatus::Disabled,
+        Some(StatusArg::Expired) => v1::TokenStatus::Expired,
+    };
+    let mut page_token = String::new();
+    let mut tokens = Vec::new();
+    loop {
+        let request = v1::ListTokensRequest {
+            page_size: 500,
+            page_token: page_token.clone(),
+            r#type: r#type as i32,
+            owner: args.owner.clone().unwrap_or_default(),
+            status: status as i32,
+            ..Default::default()
+        };
+        let reply = client
+            .list_tokens(authorized(global, request)?)
+            .await?
+            .into_inner();
+        tokens.extend(reply.tokens);
+        if reply.next_page_token.is_empty() {
+            break;
+        }
+        page_token = reply.next_page_token;
+    }
+    Ok(printer.tokens(&tokens)?)
+}
