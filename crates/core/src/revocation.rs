@@ -79,10 +79,40 @@ pub struct Effective<'a> {
     pub grants: Cow<'a, [Grant]>,
 }
 
+/// An earlier expiry and/or fewer grants.
 #[derive(Debug, Clone, Default)]
-struct TokenDetail {
+struct Narrowing {
     expire_time: Option<i64>,
     grants: Option<Vec<Grant>>,
+}
+
+impl Narrowing {
+    /// Adds a further narrowing: the earlier expiry, the common grants.
+    fn narrow(&mut self, expire_time: Option<i64>, grants: Option<&[Grant]>) {
+        if let Some(e) = expire_time {
+            self.expire_time = Some(self.expire_time.map_or(e, |old| old.min(e)));
+        }
+        if let Some(g) = grants {
+            self.grants = Some(match &self.grants {
+                Some(old) => grants::intersect(old, g),
+                None => g.to_vec(),
+            });
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.expire_time.is_none() && self.grants.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct TokenDetail {
+    /// Narrowing of every secret of the token.
+    narrowed: Narrowing,
+    /// Narrowing made before the last rotation: it binds only the secrets
+    /// older than `min_version`, never the rotated one (a rotation is how a
+    /// narrowed token is widened again).
+    narrowed_before_rotation: Narrowing,
     min_version: u32,
     version_effective_at: i64,
     prune_after: i64,
@@ -160,12 +190,7 @@ impl RevocationSet {
                 _,
             ) => {
                 let d = self.tokens.entry(t).or_default();
-                if let Some(e) = expire_time {
-                    d.expire_time = Some(d.expire_time.map_or(*e, |old| old.min(*e)));
-                }
-                if let Some(g) = grants {
-                    d.grants = Some(g.clone());
-                }
+                d.narrowed.narrow(*expire_time, grants.as_deref());
                 d.prune_after = d.prune_after.max(prune);
             }
             (
@@ -180,6 +205,9 @@ impl RevocationSet {
                 if *min_version > d.min_version {
                     d.min_version = *min_version;
                     d.version_effective_at = *effective_at;
+                    let before = std::mem::take(&mut d.narrowed);
+                    d.narrowed_before_rotation
+                        .narrow(before.expire_time, before.grants.as_deref());
                 }
                 d.prune_after = d.prune_after.max(prune);
             }
@@ -216,17 +244,24 @@ impl RevocationSet {
         let mut expire_time = claims.exp;
         let mut grants: Cow<'c, [Grant]> = Cow::Borrowed(&claims.grants);
         if let Some(d) = self.tokens.get(&token) {
-            if claims.ver < d.min_version && now >= d.version_effective_at {
+            let old_secret = claims.ver < d.min_version;
+            if old_secret && now >= d.version_effective_at {
                 return Err(Refusal::Revoked);
             }
-            if let Some(e) = d.expire_time {
-                expire_time = expire_time.min(e);
-                if now > expire_time.saturating_add(leeway_secs) {
-                    return Err(Refusal::Expired);
+            let mut narrowings = vec![&d.narrowed];
+            if old_secret && !d.narrowed_before_rotation.is_empty() {
+                narrowings.push(&d.narrowed_before_rotation);
+            }
+            for n in narrowings {
+                if let Some(e) = n.expire_time {
+                    expire_time = expire_time.min(e);
+                }
+                if let Some(g) = &n.grants {
+                    grants = Cow::Owned(grants::intersect(&grants, g));
                 }
             }
-            if let Some(g) = &d.grants {
-                grants = Cow::Owned(grants::intersect(&grants, g));
+            if expire_time < claims.exp && now > expire_time.saturating_add(leeway_secs) {
+                return Err(Refusal::Expired);
             }
         }
         if let Some(user) = Id::parse(&claims.sub).and_then(|u| self.users.get(&u)) {
@@ -364,6 +399,58 @@ mod tests {
         assert!(set.check(&old, 249, 0).is_ok(), "inside the overlap");
         assert_eq!(set.check(&old, 250, 0), Err(Refusal::Revoked));
         assert!(set.check(&new, 250, 0).is_ok());
+    }
+
+    #[test]
+    fn a_rotation_widens_a_narrowed_token_for_the_new_secret_only() {
+        let mut set = RevocationSet::new();
+        let read_only = vec![Grant {
+            resource: "repositories".into(),
+            actions: vec!["read".into()],
+        }];
+        set.apply(&event(
+            1,
+            Some(TOKEN),
+            Change::NarrowToken {
+                expire_time: Some(300),
+                grants: Some(read_only.clone()),
+            },
+        ));
+        set.apply(&event(
+            2,
+            Some(TOKEN),
+            Change::RotateToken {
+                min_version: 1,
+                effective_at: 280,
+            },
+        ));
+        let old = claims(TOKEN, 100);
+        let mut new = claims(TOKEN, 200);
+        new.ver = 1;
+        let during_overlap = set
+            .check(&old, 250, 0)
+            .expect("old secret inside the overlap");
+        assert_eq!(
+            during_overlap.grants.as_ref(),
+            read_only.as_slice(),
+            "still narrowed"
+        );
+        let widened = set
+            .check(&new, 400, 0)
+            .expect("the new secret outlives the old narrowing");
+        assert_eq!(widened.grants.as_ref(), new.grants.as_slice());
+        assert_eq!(widened.expire_time, new.exp);
+
+        // A narrowing after the rotation binds the new secret too.
+        set.apply(&event(
+            3,
+            Some(TOKEN),
+            Change::NarrowToken {
+                expire_time: Some(500),
+                grants: None,
+            },
+        ));
+        assert_eq!(set.check(&new, 501, 0), Err(Refusal::Expired));
     }
 
     #[test]

@@ -54,17 +54,24 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let issuer = Issuer::bind(IssuerConfig::new(args.issuer_listen, url.clone()), clock.clone())
-        .await
-        .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
-    let issuer_addr = issuer.local_addr().map_err(|e| CliError::Local(e.to_string()))?;
+    let issuer = Issuer::bind(
+        IssuerConfig::new(args.issuer_listen, url.clone()),
+        clock.clone(),
+    )
+    .await
+    .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
+    let issuer_addr = issuer
+        .local_addr()
+        .map_err(|e| CliError::Local(e.to_string()))?;
     let issuer_task = tokio::spawn(issuer.run_until(until_stopped(stopped.clone())));
     // The verifier reads the tables the issuer creates: start it second.
     wait_serving("issuer", issuer_addr).await?;
     let verifier = VerifierServer::bind(VerifierConfig::new(args.verifier_listen, url), clock)
         .await
         .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
-    let verifier_addr = verifier.local_addr().map_err(|e| CliError::Local(e.to_string()))?;
+    let verifier_addr = verifier
+        .local_addr()
+        .map_err(|e| CliError::Local(e.to_string()))?;
     let verifier_task = tokio::spawn(verifier.run_until(until_stopped(stopped)));
     wait_serving("verifier", verifier_addr).await?;
     printer.done(
