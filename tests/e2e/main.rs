@@ -6,8 +6,16 @@ mod support;
 
 mod cli;
 mod health;
+mod key_rotation;
 mod keys;
 mod login;
+mod revocation_contract;
+mod rotation;
+mod sessions;
 mod store;
+mod token_changes;
+mod token_races;
 mod tokens;
+mod upgrade;
+mod users;
 mod verifier;

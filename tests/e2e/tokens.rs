@@ -525,21 +525,6 @@ async fn other_users_tokens_are_not_found_and_grants_are_capped(backend: Backend
     issuer.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unimplemented_rpcs_say_so() {
-    let issuer = Harness::start(Backend::Sqlite).await;
-    let status = expect_code(
-        issuer
-            .tokens()
-            .rotate_token(admin(v1::RotateTokenRequest::default()))
-            .await,
-        Code::Unimplemented,
-    );
-    assert!(status.message().contains("RotateToken"), "{status:?}");
-    let _ = issuer.clock.now();
-    issuer.stop().await;
-}
-
 on_both_backends!(
     create_returns_the_secret_once_and_get_finds_the_token,
     create_refuses_bad_input_naming_the_field,

@@ -8,7 +8,7 @@ use crate::error::IssuerError;
 use crate::state::Shared;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tessera_core::{Grant, jwt, password};
+use tessera_core::{Grant, TokenType, grants, jwt, password};
 use tessera_store::Store;
 use tessera_store::entity::{token, user};
 use tessera_store::{tokens, users};
@@ -86,9 +86,21 @@ pub(crate) struct Caller {
     pub user: user::Model,
     /// The token the call was made with, when it was not a password.
     pub token: Option<token::Model>,
+    /// What that token's secret may do: its signed grants, held to the
+    /// token's current (possibly narrowed) grants. Empty for a password.
+    pub token_grants: Vec<Grant>,
 }
 
 impl Caller {
+    /// A caller who presented a password.
+    pub fn with_password(user: user::Model) -> Self {
+        Self {
+            user,
+            token: None,
+            token_grants: Vec::new(),
+        }
+    }
+
     /// Whether the caller is an administrator.
     pub fn is_admin(&self) -> bool {
         self.user.admin
@@ -98,9 +110,16 @@ impl Caller {
     /// grants, or, when it called with a token, that token's.
     pub fn ceiling(&self) -> Result<Vec<Grant>, IssuerError> {
         match &self.token {
-            Some(token) => Ok(tokens::grants_of(token)?),
+            Some(_) => Ok(self.token_grants.clone()),
             None => user_grants(&self.user),
         }
+    }
+
+    /// The session token the call was made with, if it was one.
+    pub fn session(&self) -> Option<&token::Model> {
+        self.token
+            .as_ref()
+            .filter(|t| TokenType::parse(&t.token_type) == Some(TokenType::Session))
     }
 
     /// The name recorded in audit events.
@@ -156,7 +175,19 @@ pub(crate) async fn check_token(
     let row = store
         .token_by_id(&claims.jti)
         .await?
+        .filter(|row| row.owner_id == claims.sub)
         .ok_or_else(|| refused("token has been revoked"))?;
+    // The same rule the verifiers apply to a rotation event: an older
+    // secret is accepted only until the overlap window ends.
+    let version = tokens::version_of(&row);
+    if claims.ver > version {
+        return Err(refused("token has been revoked"));
+    }
+    if claims.ver < version && row.previous_secret_expire_time.is_none_or(|end| now >= end) {
+        return Err(refused(
+            "this secret was replaced when the token was rotated; use the new secret",
+        ));
+    }
     if !row.enabled {
         return Err(refused("token is disabled"));
     }
@@ -168,9 +199,22 @@ pub(crate) async fn check_token(
         .await?
         .filter(|u| u.enabled)
         .ok_or_else(|| refused("the token's owner is disabled or gone"))?;
+    if claims.iat < user.tokens_valid_after {
+        return Err(refused(
+            "token was revoked when its owner's password changed or the owner was disabled; \
+             log in again",
+        ));
+    }
+    let held = tokens::grants_of(&row)?;
+    let token_grants = if claims.grants == held {
+        held
+    } else {
+        grants::intersect(&claims.grants, &held)
+    };
     Ok(Caller {
         user,
         token: Some(row),
+        token_grants,
     })
 }
 
@@ -184,7 +228,7 @@ pub(crate) async fn authenticate(
     match credentials {
         Credentials::Basic { username, password } => {
             let user = check_password(shared, store, &username, &password).await?;
-            Ok(Caller { user, token: None })
+            Ok(Caller::with_password(user))
         }
         Credentials::Token(token) => check_token(shared, store, &token).await,
     }

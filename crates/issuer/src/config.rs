@@ -78,6 +78,29 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_MAX_SESSION_LIFETIME", default_value = "1d", value_parser = duration)]
     pub max_session_lifetime: Duration,
 
+    /// Longest overlap a rotation may give the previous secret.
+    #[arg(long, env = "TESSERA_MAX_ROTATION_OVERLAP", default_value = "24h", value_parser = duration)]
+    pub max_rotation_overlap: Duration,
+
+    /// How long a new signing key is published before it signs
+    /// (`RotateKey` without `immediate`, and scheduled rotations).
+    #[arg(long, env = "TESSERA_KEY_ACTIVATION_DELAY", default_value = "1h", value_parser = duration)]
+    pub key_activation_delay: Duration,
+
+    /// Rotate the signing key by itself this often. Unset or `0s`: never.
+    #[arg(long, env = "TESSERA_KEY_ROTATION_INTERVAL", value_parser = duration)]
+    pub key_rotation_interval: Option<Duration>,
+
+    /// How long expired session tokens are kept before the clean-up task
+    /// deletes them.
+    #[arg(long, env = "TESSERA_SESSION_RETENTION", default_value = "7d", value_parser = duration)]
+    pub session_retention: Duration,
+
+    /// How often the clean-up task runs (expired sessions, revocation events
+    /// no token needs, unpublished keys, scheduled key rotation).
+    #[arg(long, env = "TESSERA_CLEANUP_INTERVAL", default_value = "10m", value_parser = duration)]
+    pub cleanup_interval: Duration,
+
     /// Clock skew allowed when checking a token's time window.
     #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = duration)]
     pub clock_leeway: Duration,
@@ -114,11 +137,22 @@ impl IssuerConfig {
             token_service_session_lifetime: Duration::from_secs(5 * 60),
             api_session_lifetime: Duration::from_secs(3_600),
             max_session_lifetime: Duration::from_secs(86_400),
+            max_rotation_overlap: Duration::from_secs(86_400),
+            key_activation_delay: Duration::from_secs(3_600),
+            key_rotation_interval: None,
+            session_retention: Duration::from_secs(7 * 86_400),
+            cleanup_interval: Duration::from_secs(600),
             clock_leeway: Duration::from_secs(60),
             health_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
         }
+    }
+
+    /// The longest lifetime any token may have: how long a revocation about
+    /// every token of a user must be kept, and a retired key published.
+    pub fn longest_token_lifetime(&self) -> Duration {
+        self.max_token_lifetime.max(self.max_session_lifetime)
     }
 
     /// The SQLite file the database URL names, if it names one.
@@ -133,6 +167,29 @@ impl IssuerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_flag_defaults_are_the_new_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            config: IssuerConfig,
+        }
+        let parsed = Cli::try_parse_from(["tessera-issuer"])
+            .expect("defaults parse")
+            .config;
+        let built = IssuerConfig::new(parsed.listen, parsed.database_url.clone());
+        assert_eq!(parsed.max_rotation_overlap, built.max_rotation_overlap);
+        assert_eq!(parsed.key_activation_delay, built.key_activation_delay);
+        assert_eq!(parsed.key_rotation_interval, built.key_rotation_interval);
+        assert_eq!(parsed.session_retention, built.session_retention);
+        assert_eq!(parsed.cleanup_interval, built.cleanup_interval);
+        assert_eq!(
+            built.longest_token_lifetime(),
+            Duration::from_secs(365 * 86_400)
+        );
+    }
 
     #[test]
     fn sqlite_paths_are_found_in_urls() {

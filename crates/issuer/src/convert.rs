@@ -4,8 +4,9 @@ use crate::error::IssuerError;
 use prost_types::Timestamp;
 use tessera_core::{Grant, TokenType};
 use tessera_proto::v1;
-use tessera_store::entity::{audit_event, signing_key, token};
+use tessera_store::entity::{audit_event, signing_key, token, user};
 use tessera_store::tokens::{self, Status};
+use tessera_store::users;
 
 /// A Unix time as a protobuf timestamp.
 pub fn timestamp(secs: i64) -> Option<Timestamp> {
@@ -67,6 +68,20 @@ pub fn token(row: token::Model, owner_name: &str, now: i64) -> Result<v1::Token,
         expire_time: timestamp(row.expire_time),
         key_id: row.key_id,
         status: status as i32,
+        update_time: timestamp(row.update_time),
+    })
+}
+
+/// A user as the API shows it (never the password hash).
+pub fn user(row: user::Model) -> Result<v1::User, IssuerError> {
+    let grants = users::grants_of(&row)?;
+    Ok(v1::User {
+        id: row.id,
+        username: row.username,
+        admin: row.admin,
+        enabled: row.enabled,
+        grants: grants.into_iter().map(grant).collect(),
+        create_time: timestamp(row.create_time),
         update_time: timestamp(row.update_time),
     })
 }

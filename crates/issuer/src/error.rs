@@ -38,6 +38,10 @@ pub enum IssuerError {
     /// The request is valid but the system's state refuses it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// A concurrent change won a race (a rotation of the same token); read
+    /// the current state and retry.
+    #[error("{0}")]
+    Aborted(String),
     /// The store or another dependency cannot answer now; retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -64,6 +68,25 @@ impl IssuerError {
             field: field.into(),
             description: description.into(),
         }])
+    }
+}
+
+impl IssuerError {
+    /// The gRPC code name of the status this error becomes, as audit events
+    /// record a refused call's outcome.
+    pub fn code_name(&self) -> &'static str {
+        match self {
+            IssuerError::Unauthenticated(_) => "UNAUTHENTICATED",
+            IssuerError::InvalidArgument(_) => "INVALID_ARGUMENT",
+            IssuerError::PermissionDenied(_) => "PERMISSION_DENIED",
+            IssuerError::NotFound(_) => "NOT_FOUND",
+            IssuerError::AlreadyExists(_) => "ALREADY_EXISTS",
+            IssuerError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            IssuerError::Aborted(_) => "ABORTED",
+            IssuerError::Unavailable(_) => "UNAVAILABLE",
+            IssuerError::Unimplemented(_) => "UNIMPLEMENTED",
+            IssuerError::Internal(_) => "INTERNAL",
+        }
     }
 }
 
@@ -103,6 +126,7 @@ impl From<IssuerError> for Status {
             IssuerError::NotFound(m) => Status::not_found(m),
             IssuerError::AlreadyExists(m) => Status::already_exists(m),
             IssuerError::FailedPrecondition(m) => Status::failed_precondition(m),
+            IssuerError::Aborted(m) => Status::aborted(m),
             IssuerError::Unavailable(m) => Status::unavailable(m),
             IssuerError::Unimplemented(rpc) => Status::unimplemented(format!(
                 "{rpc} is not implemented yet in this release of Tessera"

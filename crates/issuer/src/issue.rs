@@ -3,6 +3,7 @@
 
 use crate::error::IssuerError;
 use crate::state::Shared;
+use tessera_core::keys::Signer;
 use tessera_core::{Claims, Grant, TokenType, jwt};
 use tessera_store::audit::NewAudit;
 use tessera_store::entity::{token, user};
@@ -24,6 +25,46 @@ pub(crate) struct Mint<'a> {
     pub expire_time: i64,
 }
 
+/// One secret of a token: the claims to sign.
+#[derive(Debug)]
+pub(crate) struct Secret<'a> {
+    pub owner: &'a user::Model,
+    pub token_id: &'a str,
+    pub version: u32,
+    pub token_type: TokenType,
+    pub grants: &'a [Grant],
+    pub now: i64,
+    pub expire_time: i64,
+}
+
+/// The `iat` of a secret issued for `owner` at `now`. Revoking a user's
+/// tokens refuses every secret issued up to and including the second of the
+/// change (`tokens_valid_after` is the next second); a secret issued later
+/// in that same second is dated to the next one so that it is not caught.
+pub(crate) fn issued_at(owner: &user::Model, now: i64) -> i64 {
+    now.max(owner.tokens_valid_after)
+}
+
+/// Signs a secret for a token with `signer`.
+pub(crate) fn sign(
+    shared: &Shared,
+    signer: &Signer,
+    secret: Secret<'_>,
+) -> Result<String, IssuerError> {
+    let claims = Claims {
+        iss: shared.config.issuer_name.clone(),
+        sub: secret.owner.id.clone(),
+        jti: secret.token_id.to_owned(),
+        iat: issued_at(secret.owner, secret.now),
+        nbf: secret.now,
+        exp: secret.expire_time,
+        typ: secret.token_type,
+        grants: secret.grants.to_vec(),
+        ver: secret.version,
+    };
+    Ok(jwt::sign(&claims, signer)?)
+}
+
 /// Signs and records a token; returns its row and its secret string.
 pub(crate) async fn mint(
     shared: &Shared,
@@ -33,18 +74,19 @@ pub(crate) async fn mint(
 ) -> Result<(token::Model, String), IssuerError> {
     let signer = shared.signer(store, mint.now).await?;
     let id = uuid::Uuid::now_v7().to_string();
-    let claims = Claims {
-        iss: shared.config.issuer_name.clone(),
-        sub: mint.owner.id.clone(),
-        jti: id.clone(),
-        iat: mint.now,
-        nbf: mint.now,
-        exp: mint.expire_time,
-        typ: mint.token_type,
-        grants: mint.grants.clone(),
-        ver: 0,
-    };
-    let secret = jwt::sign(&claims, &signer)?;
+    let secret = sign(
+        shared,
+        &signer,
+        Secret {
+            owner: mint.owner,
+            token_id: &id,
+            version: 0,
+            token_type: mint.token_type,
+            grants: &mint.grants,
+            now: mint.now,
+            expire_time: mint.expire_time,
+        },
+    )?;
     let name = mint.name.clone();
     let row = store
         .create_token(
@@ -66,10 +108,15 @@ pub(crate) async fn mint(
         )
         .await
         .map_err(|e| match e {
-            StoreError::AlreadyExists => IssuerError::AlreadyExists(format!(
-                "a token named {name:?} already exists for this user; choose another name"
-            )),
+            StoreError::AlreadyExists => name_taken(&name),
             other => other.into(),
         })?;
     Ok((row, secret))
+}
+
+/// The refusal of a token name its owner already uses.
+pub(crate) fn name_taken(name: &str) -> IssuerError {
+    IssuerError::AlreadyExists(format!(
+        "a token named {name:?} already exists for this user; choose another name"
+    ))
 }

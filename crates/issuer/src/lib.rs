@@ -7,15 +7,19 @@
 //!
 //! Modules: [`config`] (flags and variables), `auth` (who is calling),
 //! `service` (one module per gRPC service), `issue` (minting a token),
-//! `bootstrap` (KEK, first admin, first key), `server` (serving and health),
-//! [`error`] (the one mapping to `tonic::Status`).
+//! `audited` (refused calls in the audit log), [`maintenance`] (the
+//! clean-up task and scheduled key rotation), `bootstrap` (KEK, first admin,
+//! first key), `server` (serving and health), [`error`] (the one mapping to
+//! `tonic::Status`).
 
+mod audited;
 mod auth;
 mod bootstrap;
 pub mod config;
 mod convert;
 pub mod error;
 mod issue;
+pub mod maintenance;
 mod server;
 mod service;
 mod state;

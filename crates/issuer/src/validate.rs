@@ -4,7 +4,7 @@ use crate::error::{FieldViolation, IssuerError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::Duration;
-use tessera_core::Grant;
+use tessera_core::{Grant, password};
 use tessera_proto::v1;
 
 /// Longest token name, in characters.
@@ -105,6 +105,127 @@ pub fn grants(v: &mut Violations, field: &str, grants: &[v1::Grant]) -> Vec<Gran
     out
 }
 
+/// A username: 1–128 letters, digits and `.`, `_`, `-`, `@`, `+`; not `-`
+/// alone (it means "every user" in `ListTokens`), and not a UUID (users are
+/// also addressed by id).
+pub fn username(v: &mut Violations, field: &str, username: &str) {
+    if username.is_empty() {
+        v.add(field, "must not be empty");
+    } else if username.chars().count() > MAX_NAME_CHARS {
+        v.add(
+            field,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        );
+    } else if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+    {
+        v.add(
+            field,
+            "may hold only letters, digits and the characters . _ - @ +",
+        );
+    } else if username == "-" {
+        v.add(field, "must not be `-`, which stands for every user");
+    } else if uuid::Uuid::parse_str(username).is_ok() {
+        v.add(field, "must not look like a user id (a UUID)");
+    }
+}
+
+/// A new password: between the minimum and maximum length, in characters.
+pub fn new_password(v: &mut Violations, field: &str, text: &str) {
+    let chars = text.chars().count();
+    if chars < password::MIN_LENGTH {
+        v.add(
+            field,
+            format!("must be at least {} characters", password::MIN_LENGTH),
+        );
+    } else if chars > password::MAX_LENGTH {
+        v.add(
+            field,
+            format!("must be at most {} characters", password::MAX_LENGTH),
+        );
+    }
+}
+
+/// The paths of an update mask, each checked against the message's
+/// `updatable` fields; `read_only` fields are refused as output only or
+/// immutable. An unset or empty mask means `implied`: the updatable fields
+/// the caller set to a non-default value.
+pub fn mask_paths(
+    v: &mut Violations,
+    mask: Option<&prost_types::FieldMask>,
+    updatable: &[&str],
+    read_only: &[&str],
+    implied: Vec<&'static str>,
+) -> Vec<String> {
+    let paths = match mask {
+        Some(mask) if !mask.paths.is_empty() => &mask.paths,
+        _ => return implied.into_iter().map(String::from).collect(),
+    };
+    let mut out: Vec<String> = Vec::with_capacity(paths.len());
+    for (i, path) in paths.iter().enumerate() {
+        let field = format!("update_mask.paths[{i}]");
+        if updatable.contains(&path.as_str()) {
+            if !out.contains(path) {
+                out.push(path.clone());
+            }
+        } else if read_only.contains(&path.as_str()) {
+            v.add(field, format!("{path:?} cannot be changed by an update"));
+        } else {
+            v.add(
+                field,
+                format!(
+                    "{path:?} is not an updatable field; use one of: {}",
+                    updatable.join(", ")
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// How a request asks for an expiry.
+#[derive(Debug, Clone, Copy)]
+pub enum Lifetime<'a> {
+    /// Not at all: this many seconds from now.
+    Default(i64),
+    /// A lifetime from now (`expires_in`).
+    ExpiresIn(&'a prost_types::Duration),
+    /// An absolute time (`expire_time`).
+    ExpireTime(&'a prost_types::Timestamp),
+}
+
+/// The expiry a request asks for, which must lie in the future and within
+/// `max` from now; violations name `expires_in` or `expire_time`.
+pub fn expiry(v: &mut Violations, now: i64, lifetime: Lifetime<'_>, max: Duration) -> Option<i64> {
+    let (field, end) = match lifetime {
+        Lifetime::Default(secs) => ("expires_in", Some(now.saturating_add(secs))),
+        Lifetime::ExpiresIn(d) => (
+            "expires_in",
+            duration_secs(v, "expires_in", d).map(|s| now.saturating_add(s)),
+        ),
+        Lifetime::ExpireTime(t) if t.seconds <= now => {
+            v.add("expire_time", "is in the past");
+            ("expire_time", None)
+        }
+        Lifetime::ExpireTime(t) => ("expire_time", Some(t.seconds)),
+    };
+    let max_end = now.saturating_add(secs(max));
+    match end {
+        Some(end) if end > max_end => {
+            v.add(
+                field,
+                format!(
+                    "is past the maximum token lifetime of {} (ends {end})",
+                    tessera_core::duration::format(max)
+                ),
+            );
+            None
+        }
+        other => other,
+    }
+}
+
 /// Seconds in a protobuf duration, refusing negative and fractional-only ones.
 pub fn duration_secs(v: &mut Violations, field: &str, d: &prost_types::Duration) -> Option<i64> {
     if d.seconds < 0 || d.nanos < 0 || (d.seconds == 0 && d.nanos == 0) {
@@ -171,6 +292,81 @@ mod tests {
         for bad in ["", "   ", "tab\there", " padded", &"x".repeat(129)] {
             assert_eq!(violations(|v| name(v, "name", bad)), 1, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn usernames_are_checked() {
+        for good in ["carol", "c.ar-ol_1@example+x", "zoë"] {
+            assert_eq!(violations(|v| username(v, "u", good)), 0, "{good:?}");
+        }
+        for bad in [
+            "",
+            "-",
+            "with space",
+            "a/b",
+            "01900000-0000-7000-8000-000000000000",
+            &"x".repeat(129),
+        ] {
+            assert_eq!(violations(|v| username(v, "u", bad)), 1, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_have_a_minimum_length_in_characters() {
+        assert_eq!(violations(|v| new_password(v, "p", "short")), 1);
+        assert_eq!(violations(|v| new_password(v, "p", &"é".repeat(12))), 0);
+    }
+
+    #[test]
+    fn masks_name_updatable_fields_only() {
+        let mask = |paths: &[&str]| prost_types::FieldMask {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let mut v = Violations::default();
+        let paths = mask_paths(
+            &mut v,
+            Some(&mask(&["a", "a", "b"])),
+            &["a", "b"],
+            &["id"],
+            vec![],
+        );
+        assert_eq!(paths, ["a", "b"]);
+        assert!(v.0.is_empty());
+        let paths = mask_paths(&mut v, Some(&mask(&["id", "zzz"])), &["a"], &["id"], vec![]);
+        assert!(paths.is_empty());
+        let fields: Vec<_> = v.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["update_mask.paths[0]", "update_mask.paths[1]"]);
+        let mut v = Violations::default();
+        assert_eq!(mask_paths(&mut v, None, &["a"], &[], vec!["a"]), ["a"]);
+    }
+
+    #[test]
+    fn expiries_lie_ahead_and_within_the_maximum() {
+        let max = Duration::from_secs(100);
+        let at = |s| prost_types::Timestamp {
+            seconds: s,
+            nanos: 0,
+        };
+        let mut v = Violations::default();
+        assert_eq!(
+            expiry(&mut v, 1_000, Lifetime::Default(50), max),
+            Some(1_050)
+        );
+        assert_eq!(
+            expiry(&mut v, 1_000, Lifetime::ExpireTime(&at(1_100)), max),
+            Some(1_100)
+        );
+        assert!(v.0.is_empty());
+        assert_eq!(
+            expiry(&mut v, 1_000, Lifetime::ExpireTime(&at(1_000)), max),
+            None
+        );
+        assert_eq!(
+            expiry(&mut v, 1_000, Lifetime::ExpireTime(&at(1_101)), max),
+            None
+        );
+        let fields: Vec<_> = v.0.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, ["expire_time", "expire_time"]);
     }
 
     #[test]

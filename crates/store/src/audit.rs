@@ -16,7 +16,8 @@ pub struct NewAudit {
     pub action: String,
     /// What was acted on.
     pub target: String,
-    /// `ok`, `denied` or `failed`.
+    /// `ok`; for a refused call the gRPC code name (`FAILED_PRECONDITION`);
+    /// `denied` for a failed login.
     pub outcome: String,
     /// Free text a person can read.
     pub detail: String,

@@ -8,14 +8,17 @@
 //! metadata do.
 
 pub mod audit;
+pub mod cleanup;
 mod connect;
 pub mod entity;
 mod error;
 pub mod keys;
+mod lock;
 pub mod revocation;
 pub mod tokens;
 pub mod users;
 
+pub use cleanup::CleanupReport;
 pub use connect::{Backend, ConnectConfig, Store};
 pub use error::StoreError;
 pub use sea_orm::DatabaseConnection;

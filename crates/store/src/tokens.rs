@@ -1,4 +1,4 @@
-//! Token metadata: create, find, list, delete.
+//! Token metadata: create, find, list, change, delete.
 
 use crate::audit::{self, NewAudit};
 use crate::entity::token;
@@ -37,21 +37,83 @@ pub fn grants_of(token: &token::Model) -> Result<Vec<Grant>, StoreError> {
 pub enum Status {
     /// Enabled and not expired.
     Active,
-    /// Disabled (whether or not it has expired).
+    /// Disabled and not expired.
     Disabled,
-    /// Enabled but past its expiry.
+    /// Past its expiry, whether or not it is enabled.
     Expired,
 }
 
 /// A token's status at `now`.
 pub fn status_of(token: &token::Model, now: i64) -> Status {
-    if !token.enabled {
-        Status::Disabled
-    } else if token.expire_time <= now {
+    if token.expire_time <= now {
         Status::Expired
+    } else if !token.enabled {
+        Status::Disabled
     } else {
         Status::Active
     }
+}
+
+/// The token's current secret version, as the `ver` claim carries it.
+pub fn version_of(token: &token::Model) -> u32 {
+    u32::try_from(token.version).unwrap_or(0)
+}
+
+/// The last time any secret of the token can be accepted: its expiry, or the
+/// end of a rotation's overlap window if that is later. Events about the
+/// whole token are kept (not pruned) until then.
+pub fn last_valid_time(token: &token::Model) -> i64 {
+    token
+        .previous_secret_expire_time
+        .map_or(token.expire_time, |t| t.max(token.expire_time))
+}
+
+/// A new secret recorded on a token row (a rotation or a session extension).
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    /// Its `ver` claim.
+    pub version: u32,
+    /// The key that signed it.
+    pub key_id: String,
+    /// Its `iat` claim.
+    pub issue_time: i64,
+    /// When secrets of older versions stop being accepted (rotations only).
+    pub previous_secret_expire_time: Option<i64>,
+}
+
+/// Fields of a token row to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TokenUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    pub all_permissions: Option<bool>,
+    pub grants: Option<Vec<Grant>>,
+    pub expire_time: Option<i64>,
+    pub secret: Option<NewSecret>,
+}
+
+impl TokenUpdate {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.enabled.is_none()
+            && self.all_permissions.is_none()
+            && self.grants.is_none()
+            && self.expire_time.is_none()
+            && self.secret.is_none()
+    }
+}
+
+/// What one change to a token writes: the row's new fields, the revocation
+/// events it causes (appended in order) and its audit event, all in one
+/// transaction.
+#[derive(Debug, Clone)]
+pub struct TokenChange {
+    pub update: TokenUpdate,
+    pub revocations: Vec<NewRevocation>,
+    pub audit: NewAudit,
 }
 
 /// Which tokens to list.
@@ -75,7 +137,9 @@ pub struct TokenFilter {
 
 impl Store {
     /// Records a new token and its audit event; `AlreadyExists` if the owner
-    /// has a token of that name, even when two creates race.
+    /// has a token of that name, even when two creates race. A token created
+    /// disabled gets its "disabled" revocation event in the same transaction,
+    /// since its secret is valid by signature alone.
     pub async fn create_token(
         &self,
         new: NewToken,
@@ -97,9 +161,21 @@ impl Store {
             create_time: Set(new.create_time),
             update_time: Set(new.create_time),
             expire_time: Set(new.expire_time),
+            version: Set(0),
+            issue_time: Set(new.create_time),
+            previous_secret_expire_time: Set(None),
         }
         .insert(&txn)
         .await?;
+        if !model.enabled {
+            let disabled = NewRevocation::token(
+                revocation::EventKind::DisableToken,
+                &model.id,
+                &model.owner_id,
+                model.expire_time,
+            );
+            revocation::append(&txn, new.create_time, disabled).await?;
+        }
         audit::insert(&txn, new.create_time, audit).await?;
         txn.commit().await?;
         Ok(model)
@@ -144,12 +220,12 @@ impl Store {
                     .filter(Column::Enabled.eq(true))
                     .filter(Column::ExpireTime.gt(filter.now));
             }
-            Some(Status::Disabled) => query = query.filter(Column::Enabled.eq(false)),
-            Some(Status::Expired) => {
+            Some(Status::Disabled) => {
                 query = query
-                    .filter(Column::Enabled.eq(true))
-                    .filter(Column::ExpireTime.lte(filter.now));
+                    .filter(Column::Enabled.eq(false))
+                    .filter(Column::ExpireTime.gt(filter.now));
             }
+            Some(Status::Expired) => query = query.filter(Column::ExpireTime.lte(filter.now)),
             None => {}
         }
         if let Some(after) = filter.after_id {
@@ -160,6 +236,35 @@ impl Store {
             .limit(filter.limit)
             .all(&self.db)
             .await?)
+    }
+
+    /// Changes one token: reads its row locked for the rest of the
+    /// transaction (so concurrent changes of one token queue, and each
+    /// decides on the row as the previous one left it), lets `decide` say
+    /// what to write, then writes the row, the revocation events and the
+    /// audit event together. When `decide` refuses, nothing is written.
+    /// `NotFound` if the token does not exist.
+    pub async fn change_token<T, E: From<StoreError>>(
+        &self,
+        id: &str,
+        now: i64,
+        decide: impl FnOnce(&token::Model) -> Result<(TokenChange, T), E>,
+    ) -> Result<(token::Model, T), E> {
+        let txn = self.begin_write().await?;
+        let row = token::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(StoreError::NotFound)?;
+        let (change, out) = decide(&row)?;
+        let row = apply(&txn, row, change.update, now).await?;
+        for event in change.revocations {
+            revocation::append(&txn, now, event).await?;
+        }
+        audit::insert(&txn, now, change.audit).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok((row, out))
     }
 
     /// Deletes a token, appending its revocation event and audit event in the
@@ -181,4 +286,44 @@ impl Store {
         txn.commit().await?;
         Ok(())
     }
+}
+
+/// Writes `update` to `row` (and its update time), unless it changes nothing.
+async fn apply(
+    conn: &impl sea_orm::ConnectionTrait,
+    row: token::Model,
+    update: TokenUpdate,
+    now: i64,
+) -> Result<token::Model, StoreError> {
+    if update.is_empty() {
+        return Ok(row);
+    }
+    let mut model: token::ActiveModel = row.into();
+    if let Some(name) = update.name {
+        model.name = Set(name);
+    }
+    if let Some(description) = update.description {
+        model.description = Set(description);
+    }
+    if let Some(enabled) = update.enabled {
+        model.enabled = Set(enabled);
+    }
+    if let Some(all) = update.all_permissions {
+        model.all_permissions = Set(all);
+    }
+    if let Some(grants) = update.grants {
+        model.grants = Set(serde_json::to_string(&grants).map_err(|e| corrupt("token grants", e))?);
+    }
+    if let Some(expire_time) = update.expire_time {
+        model.expire_time = Set(expire_time);
+    }
+    if let Some(secret) = update.secret {
+        model.version = Set(i32::try_from(secret.version)
+            .map_err(|_| StoreError::Corrupt("token version overflow".into()))?);
+        model.key_id = Set(secret.key_id);
+        model.issue_time = Set(secret.issue_time);
+        model.previous_secret_expire_time = Set(secret.previous_secret_expire_time);
+    }
+    model.update_time = Set(now);
+    Ok(model.update(conn).await?)
 }

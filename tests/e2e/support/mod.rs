@@ -2,6 +2,7 @@
 //! manual clock, and helpers for credentials and status checks.
 
 pub mod db;
+pub mod lifecycle;
 pub mod proxy;
 pub mod verifier;
 
@@ -22,6 +23,17 @@ use tonic::{Code, Request, Status};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+/// Shows the servers' logs in test output when `TESSERA_TEST_LOG` is set
+/// (to a filter such as `debug` or `tessera_issuer=trace`).
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("TESSERA_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 /// The admin password every test issuer is started with.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -95,6 +107,7 @@ impl Harness {
 
     /// An issuer with `config` on `db`, without waiting for it to be ready.
     pub async fn spawn(db: TestDb, config: IssuerConfig) -> Self {
+        init_logging();
         let clock = Arc::new(ManualClock::new(now()));
         let issuer = Issuer::bind(config, clock.clone())
             .await

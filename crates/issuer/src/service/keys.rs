@@ -1,14 +1,57 @@
-//! `KeyService`: the public signing keys, as a list and as JWKS.
+//! `KeyService`: the public signing keys, as a list and as JWKS, and key
+//! rotation.
 
+use crate::audited;
+use crate::auth::{self, Caller};
 use crate::convert;
 use crate::error::IssuerError;
 use crate::state::Shared;
+use crate::validate::{self, Violations};
 use std::sync::Arc;
-use tessera_core::keys;
+use tessera_core::{grants, keys};
 use tessera_proto::v1::{self, key_service_server::KeyService};
+use tessera_store::Store;
+use tessera_store::audit::NewAudit;
+use tessera_store::entity::signing_key;
+use tessera_store::keys::KeyRotation;
 use tonic::{Request, Response, Status};
 
 pub(crate) struct Keys(pub Arc<Shared>);
+
+/// Publishes a new key that starts signing `delay` seconds from `now`; the
+/// keys signing until then retire at that moment and stay published for the
+/// longest token lifetime after. With `only_if_due`, rotates only when the
+/// newest key is at least that many seconds old (scheduled rotation). The
+/// rotation is audited as done by `actor`.
+pub(crate) async fn rotate(
+    shared: &Shared,
+    store: &Store,
+    now: i64,
+    delay: i64,
+    only_if_due: Option<i64>,
+    actor: &str,
+) -> Result<Option<signing_key::Model>, IssuerError> {
+    let pair = keys::generate(&shared.kek)?;
+    let kid = pair.kid.clone();
+    let audit = NewAudit::ok(actor, "key.rotate", format!("key:{kid}"))
+        .with_outcome("ok", format!("signs from {}", now.saturating_add(delay)));
+    let rotated = store
+        .rotate_key(
+            now,
+            KeyRotation {
+                pair,
+                activate_time: now.saturating_add(delay),
+                publish_after_retire: validate::secs(shared.config.longest_token_lifetime()),
+                only_if_newest_created_by: only_if_due.map(|age| now.saturating_sub(age)),
+            },
+            Some(audit),
+        )
+        .await?;
+    if rotated.is_some() {
+        tracing::info!(%kid, activates_in_secs = delay, "signing key rotated");
+    }
+    Ok(rotated)
+}
 
 impl Keys {
     async fn list(&self) -> Result<v1::ListKeysResponse, IssuerError> {
@@ -26,6 +69,48 @@ impl Keys {
             jwks_json,
         })
     }
+
+    async fn rotate(
+        &self,
+        caller: &Caller,
+        body: v1::RotateKeyRequest,
+    ) -> Result<v1::RotateKeyResponse, IssuerError> {
+        if !caller.is_admin() {
+            return Err(IssuerError::PermissionDenied(
+                "only administrators may rotate the signing key".into(),
+            ));
+        }
+        if !grants::allows(&caller.ceiling()?, "keys", "manage") {
+            return Err(IssuerError::PermissionDenied(
+                "this token does not allow managing keys (keys: manage): call with a password \
+                 or a session token"
+                    .into(),
+            ));
+        }
+        let shared = &self.0;
+        let mut v = Violations::default();
+        let delay = if body.immediate {
+            0
+        } else {
+            match &body.activation_delay {
+                None => validate::secs(shared.config.key_activation_delay),
+                Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                    v.add("activation_delay", "must not be negative");
+                    0
+                }
+                Some(d) => d.seconds,
+            }
+        };
+        v.finish()?;
+        let store = shared.store()?;
+        let now = shared.now();
+        let key = rotate(shared, store, now, delay, None, caller.actor())
+            .await?
+            .ok_or_else(|| IssuerError::Internal("an unconditional rotation did nothing".into()))?;
+        Ok(v1::RotateKeyResponse {
+            key: Some(convert::public_key(key, now)),
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -40,8 +125,13 @@ impl KeyService for Keys {
 
     async fn rotate_key(
         &self,
-        _request: Request<v1::RotateKeyRequest>,
+        request: Request<v1::RotateKeyRequest>,
     ) -> Result<Response<v1::RotateKeyResponse>, Status> {
-        Err(IssuerError::Unimplemented("RotateKey").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let result = Keys::rotate(self, &caller, request.into_inner()).await;
+        Ok(Response::new(
+            audited::outcome(shared, &caller, "key.rotate", "key:", result).await?,
+        ))
     }
 }

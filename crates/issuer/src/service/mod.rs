@@ -3,5 +3,9 @@
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod session;
+pub(crate) mod token_secrets;
+pub(crate) mod token_select;
+pub(crate) mod token_state;
 pub(crate) mod tokens;
+pub(crate) mod user_changes;
 pub(crate) mod users;

@@ -1,15 +1,21 @@
-//! `SessionService`: trade a password for a short-lived session token.
+//! `SessionService`: trade a password for a short-lived session token,
+//! extend the calling session, log out.
 
-use crate::auth::{self, Credentials};
+use crate::audited;
+use crate::auth::{self, Caller, Credentials};
 use crate::convert;
 use crate::error::IssuerError;
-use crate::issue::{Mint, mint};
+use crate::issue::{self, Mint, Secret, mint};
 use crate::state::Shared;
 use crate::validate::{self, Violations};
 use std::sync::Arc;
+use std::time::Duration;
 use tessera_core::TokenType;
 use tessera_proto::v1::{self, session_service_server::SessionService};
 use tessera_store::audit::NewAudit;
+use tessera_store::entity::token;
+use tessera_store::revocation::{EventKind, NewRevocation};
+use tessera_store::tokens::{self, NewSecret, TokenChange, TokenUpdate};
 use tonic::{Request, Response, Status};
 
 pub(crate) struct Sessions(pub Arc<Shared>);
@@ -30,30 +36,7 @@ impl Sessions {
         let body = request.into_inner();
         let kind = v1::SessionKind::try_from(body.kind)
             .map_err(|_| IssuerError::invalid("kind", "is not a session kind"))?;
-        let config = &shared.config;
-        let default_life = match kind {
-            v1::SessionKind::Web => config.web_session_lifetime,
-            v1::SessionKind::TokenService => config.token_service_session_lifetime,
-            v1::SessionKind::Api | v1::SessionKind::Unspecified => config.api_session_lifetime,
-        };
-        let mut v = Violations::default();
-        let max = validate::secs(config.max_session_lifetime);
-        let life = match &body.expires_in {
-            Some(d) => validate::duration_secs(&mut v, "expires_in", d).inspect(|&s| {
-                if s > max {
-                    v.add(
-                        "expires_in",
-                        format!(
-                            "must be at most {}",
-                            tessera_core::duration::format(config.max_session_lifetime)
-                        ),
-                    );
-                }
-            }),
-            None => Some(validate::secs(default_life)),
-        };
-        v.finish()?;
-        let life = life.unwrap_or(0);
+        let life = session_life(shared, kind, body.expires_in.as_ref())?;
 
         let store = shared.store()?;
         let now = shared.now();
@@ -101,6 +84,158 @@ impl Sessions {
             token: Some(convert::token(row, &user.username, now)?),
         })
     }
+
+    /// ExtendSession: a new secret for the calling session, expiring
+    /// `expires_in` (or the kind's lifetime) from now; never earlier than the
+    /// session's current expiry. The previous secret keeps its own expiry.
+    async fn extend(
+        &self,
+        caller: &Caller,
+        body: v1::ExtendSessionRequest,
+    ) -> Result<v1::ExtendSessionResponse, IssuerError> {
+        let shared = &self.0;
+        let session = calling_session(caller, "ExtendSession extends")?;
+        let now = shared.now();
+        if session.expire_time <= now {
+            return Err(expired());
+        }
+        let kind = convert::session_kind(session.session_kind.as_deref());
+        let life = session_life(shared, kind, body.expires_in.as_ref())?;
+        let store = shared.store()?;
+        let signer = shared.signer(store, now).await?;
+        let owner = &caller.user;
+        let (row, secret) = store
+            .change_token(&session.id, now, |row| {
+                if row.expire_time <= now || !row.enabled {
+                    return Err(expired());
+                }
+                let version = tokens::version_of(row);
+                let expire_time = row.expire_time.max(now.saturating_add(life));
+                let grants = tokens::grants_of(row)?;
+                let secret = issue::sign(
+                    shared,
+                    &signer,
+                    Secret {
+                        owner,
+                        token_id: &row.id,
+                        version,
+                        token_type: TokenType::Session,
+                        grants: &grants,
+                        now,
+                        expire_time,
+                    },
+                )?;
+                let change = TokenChange {
+                    update: TokenUpdate {
+                        expire_time: Some(expire_time),
+                        secret: Some(NewSecret {
+                            version,
+                            key_id: signer.kid.clone(),
+                            issue_time: issue::issued_at(owner, now),
+                            previous_secret_expire_time: row.previous_secret_expire_time,
+                        }),
+                        ..TokenUpdate::default()
+                    },
+                    revocations: Vec::new(),
+                    audit: NewAudit::ok(
+                        caller.actor(),
+                        "session.extend",
+                        format!("token:{}", row.id),
+                    )
+                    .with_outcome("ok", format!("expires at {expire_time}")),
+                };
+                Ok((change, secret))
+            })
+            .await
+            .map_err(|e| match e {
+                IssuerError::NotFound(_) => expired(),
+                other => other,
+            })?;
+        Ok(v1::ExtendSessionResponse {
+            token: Some(convert::token(row, &owner.username, now)?),
+            secret,
+        })
+    }
+
+    /// Logout: revokes and removes the calling session.
+    async fn logout(&self, caller: &Caller) -> Result<v1::LogoutResponse, IssuerError> {
+        let shared = &self.0;
+        let session = calling_session(caller, "Logout ends")?;
+        let store = shared.store()?;
+        let now = shared.now();
+        let revocation = NewRevocation::token(
+            EventKind::RevokeToken,
+            &session.id,
+            &session.owner_id,
+            tokens::last_valid_time(session),
+        );
+        let audit = NewAudit::ok(
+            caller.actor(),
+            "session.logout",
+            format!("token:{}", session.id),
+        );
+        store
+            .delete_token(&session.id, now, revocation, audit)
+            .await
+            .map_err(|e| match IssuerError::from(e) {
+                // Logged out concurrently: the session is gone either way.
+                IssuerError::NotFound(_) => IssuerError::Unauthenticated(
+                    "the session has already ended: log in again".into(),
+                ),
+                other => other,
+            })?;
+        tracing::info!(user = %caller.actor(), token_id = %session.id, "session ended");
+        Ok(v1::LogoutResponse {})
+    }
+}
+
+/// The session token the caller authenticated with.
+fn calling_session<'c>(caller: &'c Caller, what: &str) -> Result<&'c token::Model, IssuerError> {
+    caller.session().ok_or_else(|| {
+        IssuerError::FailedPrecondition(format!(
+            "{what} the session you call with: authenticate with the session token from Login \
+             (`authorization: Bearer <token>`), not a password or an API token"
+        ))
+    })
+}
+
+fn expired() -> IssuerError {
+    IssuerError::Unauthenticated(
+        "the session has expired and cannot be extended or re-activated: log in again".into(),
+    )
+}
+
+/// A session's lifetime in seconds: `expires_in` if given (positive, at most
+/// the maximum session lifetime), else the kind's default.
+fn session_life(
+    shared: &Shared,
+    kind: v1::SessionKind,
+    expires_in: Option<&prost_types::Duration>,
+) -> Result<i64, IssuerError> {
+    let config = &shared.config;
+    let default_life: Duration = match kind {
+        v1::SessionKind::Web => config.web_session_lifetime,
+        v1::SessionKind::TokenService => config.token_service_session_lifetime,
+        v1::SessionKind::Api | v1::SessionKind::Unspecified => config.api_session_lifetime,
+    };
+    let mut v = Violations::default();
+    let max = validate::secs(config.max_session_lifetime);
+    let life = match expires_in {
+        Some(d) => validate::duration_secs(&mut v, "expires_in", d).inspect(|&s| {
+            if s > max {
+                v.add(
+                    "expires_in",
+                    format!(
+                        "must be at most {}",
+                        tessera_core::duration::format(config.max_session_lifetime)
+                    ),
+                );
+            }
+        }),
+        None => Some(validate::secs(default_life)),
+    };
+    v.finish()?;
+    Ok(life.unwrap_or(0))
 }
 
 #[tonic::async_trait]
@@ -114,15 +249,33 @@ impl SessionService for Sessions {
 
     async fn extend_session(
         &self,
-        _request: Request<v1::ExtendSessionRequest>,
+        request: Request<v1::ExtendSessionRequest>,
     ) -> Result<Response<v1::ExtendSessionResponse>, Status> {
-        Err(IssuerError::Unimplemented("ExtendSession").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let target = caller
+            .token
+            .as_ref()
+            .map(|t| format!("token:{}", t.id))
+            .unwrap_or_default();
+        let result = self.extend(&caller, request.into_inner()).await;
+        let reply = audited::outcome(shared, &caller, "session.extend", &target, result).await?;
+        Ok(Response::new(reply))
     }
 
     async fn logout(
         &self,
-        _request: Request<v1::LogoutRequest>,
+        request: Request<v1::LogoutRequest>,
     ) -> Result<Response<v1::LogoutResponse>, Status> {
-        Err(IssuerError::Unimplemented("Logout").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let target = caller
+            .token
+            .as_ref()
+            .map(|t| format!("token:{}", t.id))
+            .unwrap_or_default();
+        let result = Sessions::logout(self, &caller).await;
+        let reply = audited::outcome(shared, &caller, "session.logout", &target, result).await?;
+        Ok(Response::new(reply))
     }
 }

@@ -1,91 +1,35 @@
-//! `TokenService`: named API tokens and their lifecycle.
+//! `TokenService`: named API tokens — create, read, list, delete — and the
+//! dispatch of the lifecycle RPCs to [`super::token_state`] (changes in
+//! place) and [`super::token_secrets`] (changes that issue a new secret).
 
+use super::token_secrets;
+use super::token_select::{self, resolve};
+use super::token_state;
+use crate::audited;
 use crate::auth::{self, Caller};
 use crate::convert;
 use crate::error::IssuerError;
 use crate::issue::{Mint, mint};
 use crate::state::Shared;
-use crate::validate::{self, Violations};
+use crate::validate::{self, Lifetime, Violations};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tessera_core::{Grant, TokenType, grants};
+use tessera_core::TokenType;
 use tessera_proto::v1::{self, token_service_server::TokenService};
 use tessera_store::audit::NewAudit;
-use tessera_store::entity::{token, user};
 use tessera_store::revocation::{EventKind, NewRevocation};
-use tessera_store::tokens::{Status as TokenStatus, TokenFilter};
-use tessera_store::{Store, StoreError};
+use tessera_store::tokens::{self, Status as TokenStatus, TokenFilter};
 use tonic::{Request, Response, Status};
 
 pub(crate) struct Tokens(pub Arc<Shared>);
 
-/// The grants in `wanted` that `ceiling` does not cover, one action at a time.
-fn excess(ceiling: &[Grant], wanted: &[Grant]) -> Vec<String> {
-    wanted
-        .iter()
-        .flat_map(|g| {
-            g.actions
-                .iter()
-                .map(move |a| (g.resource.as_str(), a.as_str()))
-        })
-        .filter(|(resource, action)| !grants::allows(ceiling, resource, action))
-        .map(|(resource, action)| format!("{resource}:{action}"))
-        .collect()
-}
-
-/// Finds the token a selector names, as the caller may see it. Someone
-/// else's token is "not found" to a caller who may not manage it, so its
-/// existence is not revealed.
-async fn resolve(
-    store: &Store,
-    caller: &Caller,
-    selector: Option<&v1::TokenSelector>,
-    field: &str,
-) -> Result<(token::Model, user::Model), IssuerError> {
-    let Some(sel) = selector.filter(|s| !s.id.is_empty() || !s.name.is_empty()) else {
-        return Err(IssuerError::invalid(
-            field,
-            "name a token by id, or by name (and owner)",
-        ));
-    };
-    let not_found = || IssuerError::NotFound("no such token is visible to you".into());
-    let row = if !sel.id.is_empty() {
-        store.token_by_id(&sel.id).await?
-    } else {
-        let owner = if sel.owner.is_empty() || sel.owner == caller.user.username {
-            Some(caller.user.clone())
-        } else if caller.is_admin() {
-            store.user_by_username(&sel.owner).await?
-        } else {
-            None
-        };
-        match owner {
-            Some(owner) => store.token_by_name(&owner.id, &sel.name).await?,
-            None => None,
-        }
-    };
-    let row = row.ok_or_else(not_found)?;
-    if row.owner_id == caller.user.id {
-        return Ok((row, caller.user.clone()));
-    }
-    if !caller.is_admin() {
-        return Err(not_found());
-    }
-    let owner = store
-        .user_by_id(&row.owner_id)
-        .await?
-        .ok_or_else(not_found)?;
-    Ok((row, owner))
-}
-
 impl Tokens {
     async fn create(
         &self,
-        request: Request<v1::CreateTokenRequest>,
+        caller: &Caller,
+        body: v1::CreateTokenRequest,
     ) -> Result<v1::CreateTokenResponse, IssuerError> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
-        let body = request.into_inner();
         let now = shared.now();
         let config = &shared.config;
 
@@ -93,32 +37,12 @@ impl Tokens {
         validate::name(&mut v, "name", &body.name);
         validate::description(&mut v, "description", &body.description);
         let requested = validate::grants(&mut v, "permissions", &body.permissions);
-        let max_end = now.saturating_add(validate::secs(config.max_token_lifetime));
-        let max_text = tessera_core::duration::format(config.max_token_lifetime);
-        let expire_time = match &body.expiration {
-            None => Some(now.saturating_add(validate::secs(config.default_token_lifetime))),
-            Some(v1::create_token_request::Expiration::ExpiresIn(d)) => {
-                validate::duration_secs(&mut v, "expires_in", d).map(|s| now.saturating_add(s))
-            }
-            Some(v1::create_token_request::Expiration::ExpireTime(t)) => {
-                if t.seconds <= now {
-                    v.add("expire_time", "is in the past");
-                    None
-                } else {
-                    Some(t.seconds)
-                }
-            }
+        let lifetime = match &body.expiration {
+            None => Lifetime::Default(validate::secs(config.default_token_lifetime)),
+            Some(v1::create_token_request::Expiration::ExpiresIn(d)) => Lifetime::ExpiresIn(d),
+            Some(v1::create_token_request::Expiration::ExpireTime(t)) => Lifetime::ExpireTime(t),
         };
-        if let Some(end) = expire_time.filter(|&end| end > max_end) {
-            let field = match body.expiration {
-                Some(v1::create_token_request::Expiration::ExpireTime(_)) => "expire_time",
-                _ => "expires_in",
-            };
-            v.add(
-                field,
-                format!("is past the maximum token lifetime of {max_text} (ends {end})"),
-            );
-        }
+        let expire_time = validate::expiry(&mut v, now, lifetime, config.max_token_lifetime);
         v.finish()?;
         let expire_time = expire_time.unwrap_or(now);
 
@@ -126,7 +50,7 @@ impl Tokens {
         let grants = if body.all_permissions {
             ceiling
         } else {
-            let over = excess(&ceiling, &requested);
+            let over = token_select::excess(&ceiling, &requested);
             if !over.is_empty() {
                 return Err(IssuerError::PermissionDenied(format!(
                     "a token cannot hold more than its creator: not yours to grant: {}",
@@ -168,26 +92,45 @@ impl Tokens {
         })
     }
 
-    async fn get(&self, request: Request<v1::GetTokenRequest>) -> Result<v1::Token, IssuerError> {
+    async fn get(
+        &self,
+        caller: &Caller,
+        body: v1::GetTokenRequest,
+    ) -> Result<v1::Token, IssuerError> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
         let store = shared.store()?;
-        let body = request.into_inner();
-        let (row, owner) = resolve(store, &caller, body.token.as_ref(), "token").await?;
+        let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
         convert::token(row, &owner.username, shared.now())
     }
 
     async fn list(
         &self,
-        request: Request<v1::ListTokensRequest>,
+        caller: &Caller,
+        body: v1::ListTokensRequest,
     ) -> Result<v1::ListTokensResponse, IssuerError> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
         let store = shared.store()?;
-        let body = request.into_inner();
         let mut v = Violations::default();
         let limit = validate::page_size(&mut v, body.page_size);
-        let after_id = validate::page_cursor(&mut v, &body.page_token);
+        // A page token carries the filters it was issued for, so a token
+        // reused with other filters is refused instead of skipping rows.
+        let filters = format!(
+            "{}|{}|{}|{:?}",
+            body.owner, body.r#type, body.status, body.expired
+        );
+        let after_id = match validate::page_cursor(&mut v, &body.page_token) {
+            Some(cursor) => match cursor.split_once('\n') {
+                Some((issued_for, last)) if issued_for == filters => Some(last.to_owned()),
+                _ => {
+                    v.add(
+                        "page_token",
+                        "was issued for other filters: repeat the same filters, or start again without a page token",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         let token_type = match v1::TokenType::try_from(body.r#type) {
             Ok(v1::TokenType::Unspecified) => None,
             Ok(v1::TokenType::Api) => Some(TokenType::Api),
@@ -238,7 +181,7 @@ impl Tokens {
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             rows.last()
-                .map(|r| validate::page_token(&r.id))
+                .map(|r| validate::page_token(&format!("{filters}\n{}", r.id)))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -266,29 +209,42 @@ impl Tokens {
 
     async fn delete(
         &self,
-        request: Request<v1::DeleteTokenRequest>,
+        caller: &Caller,
+        body: v1::DeleteTokenRequest,
     ) -> Result<v1::DeleteTokenResponse, IssuerError> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
         let store = shared.store()?;
-        let body = request.into_inner();
-        let (row, owner) = resolve(store, &caller, body.token.as_ref(), "token").await?;
+        let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
         let now = shared.now();
-        let revocation =
-            NewRevocation::token(EventKind::RevokeToken, &row.id, &owner.id, row.expire_time);
+        let revocation = NewRevocation::token(
+            EventKind::RevokeToken,
+            &row.id,
+            &owner.id,
+            tokens::last_valid_time(&row),
+        );
         let audit = NewAudit::ok(caller.actor(), "token.delete", format!("token:{}", row.id));
         store
             .delete_token(&row.id, now, revocation, audit)
             .await
-            .map_err(|e| match e {
-                StoreError::NotFound => {
-                    IssuerError::NotFound("no such token is visible to you".into())
-                }
-                other => other.into(),
-            })?;
+            .map_err(|e| token_select::gone_is_not_found(e.into()))?;
         tracing::info!(user = %caller.actor(), token_id = %row.id, "token deleted");
         Ok(v1::DeleteTokenResponse {})
     }
+}
+
+/// Authenticates a call, then runs it, recording a refusal in the audit log
+/// under `action` and the target `target` names.
+macro_rules! audited_call {
+    ($self:ident, $request:ident, $action:literal, |$caller:ident, $body:ident| $target:expr, $call:expr) => {{
+        let shared = &$self.0;
+        let $caller = auth::authenticate(shared, $request.metadata()).await?;
+        let $body = $request.into_inner();
+        let target: String = $target;
+        let result = $call.await;
+        Ok(Response::new(
+            audited::outcome(shared, &$caller, $action, &target, result).await?,
+        ))
+    }};
 }
 
 #[tonic::async_trait]
@@ -297,62 +253,110 @@ impl TokenService for Tokens {
         &self,
         request: Request<v1::CreateTokenRequest>,
     ) -> Result<Response<v1::CreateTokenResponse>, Status> {
-        Ok(Response::new(self.create(request).await?))
+        audited_call!(
+            self,
+            request,
+            "token.create",
+            |caller, body| format!("token:{}/{}", caller.actor(), body.name),
+            self.create(&caller, body)
+        )
     }
 
     async fn get_token(
         &self,
         request: Request<v1::GetTokenRequest>,
     ) -> Result<Response<v1::Token>, Status> {
-        Ok(Response::new(self.get(request).await?))
+        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        Ok(Response::new(
+            self.get(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn list_tokens(
         &self,
         request: Request<v1::ListTokensRequest>,
     ) -> Result<Response<v1::ListTokensResponse>, Status> {
-        Ok(Response::new(self.list(request).await?))
+        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        Ok(Response::new(
+            self.list(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn update_token(
         &self,
-        _request: Request<v1::UpdateTokenRequest>,
+        request: Request<v1::UpdateTokenRequest>,
     ) -> Result<Response<v1::Token>, Status> {
-        Err(IssuerError::Unimplemented("UpdateToken").into())
+        audited_call!(
+            self,
+            request,
+            "token.update",
+            |caller, body| token_select::target(&caller, body.target.as_ref()),
+            token_state::update(&self.0, &caller, body)
+        )
     }
 
     async fn duplicate_token(
         &self,
-        _request: Request<v1::DuplicateTokenRequest>,
+        request: Request<v1::DuplicateTokenRequest>,
     ) -> Result<Response<v1::DuplicateTokenResponse>, Status> {
-        Err(IssuerError::Unimplemented("DuplicateToken").into())
+        audited_call!(
+            self,
+            request,
+            "token.duplicate",
+            |caller, body| token_select::target(&caller, body.source.as_ref()),
+            token_secrets::duplicate(&self.0, &caller, body)
+        )
     }
 
     async fn enable_token(
         &self,
-        _request: Request<v1::EnableTokenRequest>,
+        request: Request<v1::EnableTokenRequest>,
     ) -> Result<Response<v1::Token>, Status> {
-        Err(IssuerError::Unimplemented("EnableToken").into())
+        audited_call!(
+            self,
+            request,
+            "token.enable",
+            |caller, body| token_select::target(&caller, body.token.as_ref()),
+            token_state::set_enabled(&self.0, &caller, body.token.as_ref(), true)
+        )
     }
 
     async fn disable_token(
         &self,
-        _request: Request<v1::DisableTokenRequest>,
+        request: Request<v1::DisableTokenRequest>,
     ) -> Result<Response<v1::Token>, Status> {
-        Err(IssuerError::Unimplemented("DisableToken").into())
+        audited_call!(
+            self,
+            request,
+            "token.disable",
+            |caller, body| token_select::target(&caller, body.token.as_ref()),
+            token_state::set_enabled(&self.0, &caller, body.token.as_ref(), false)
+        )
     }
 
     async fn delete_token(
         &self,
         request: Request<v1::DeleteTokenRequest>,
     ) -> Result<Response<v1::DeleteTokenResponse>, Status> {
-        Ok(Response::new(self.delete(request).await?))
+        audited_call!(
+            self,
+            request,
+            "token.delete",
+            |caller, body| token_select::target(&caller, body.token.as_ref()),
+            self.delete(&caller, body)
+        )
     }
 
     async fn rotate_token(
         &self,
-        _request: Request<v1::RotateTokenRequest>,
+        request: Request<v1::RotateTokenRequest>,
     ) -> Result<Response<v1::RotateTokenResponse>, Status> {
-        Err(IssuerError::Unimplemented("RotateToken").into())
+        audited_call!(
+            self,
+            request,
+            "token.rotate",
+            |caller, body| token_select::target(&caller, body.token.as_ref()),
+            token_secrets::rotate(&self.0, &caller, body)
+        )
     }
 }

@@ -1,54 +1,263 @@
-//! `UserService`: declared in the contract; built with the user lifecycle.
+//! `UserService`: who may log in, and the grants that cap their tokens.
+//! Creating, reading and listing live here; changes that revoke or narrow
+//! tokens live in [`super::user_changes`].
+//!
+//! Managing users needs the administrator flag (a later permission model
+//! adds `users: manage`); a caller using a token must also hold a token that
+//! allows `users: manage` (an administrator's sessions do), so a narrow API
+//! token of an administrator cannot manage users.
 
+use super::user_changes;
+use crate::audited;
+use crate::auth::{self, Caller};
+use crate::convert;
 use crate::error::IssuerError;
 use crate::state::Shared;
+use crate::validate::{self, Violations};
 use std::sync::Arc;
+use tessera_core::{grants, password};
 use tessera_proto::v1::{self, user_service_server::UserService};
+use tessera_store::audit::NewAudit;
+use tessera_store::entity::user;
+use tessera_store::users::NewUser;
+use tessera_store::{Store, StoreError};
 use tonic::{Request, Response, Status};
 
-pub(crate) struct Users(#[allow(dead_code)] pub Arc<Shared>);
+pub(crate) struct Users(pub Arc<Shared>);
+
+/// Refuses callers who may not manage users.
+pub(crate) fn require_admin(caller: &Caller) -> Result<(), IssuerError> {
+    if !caller.is_admin() {
+        return Err(IssuerError::PermissionDenied(
+            "only administrators may manage users".into(),
+        ));
+    }
+    if !grants::allows(&caller.ceiling()?, "users", "manage") {
+        return Err(IssuerError::PermissionDenied(
+            "this token does not allow managing users (users: manage): call with a password \
+             or a session token"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The user `text` names: an id (a UUID) or a username.
+pub(crate) async fn find(store: &Store, text: &str) -> Result<user::Model, IssuerError> {
+    let found = if uuid::Uuid::parse_str(text).is_ok() {
+        store.user_by_id(text).await?
+    } else {
+        store.user_by_username(text).await?
+    };
+    found.ok_or_else(|| IssuerError::NotFound(format!("no user {text:?}")))
+}
+
+/// Whether `text` names the caller (by id or username), or is empty.
+pub(crate) fn is_self(caller: &Caller, text: &str) -> bool {
+    text.is_empty() || text == caller.user.id || text == caller.user.username
+}
+
+/// The refusal of a username another user has.
+pub(crate) fn username_taken(username: &str) -> IssuerError {
+    IssuerError::AlreadyExists(format!(
+        "the username {username:?} is taken; choose another"
+    ))
+}
+
+/// Hashes a password off the async workers (argon2 is slow on purpose).
+pub(crate) async fn hash_password(text: &str) -> Result<String, IssuerError> {
+    let text = text.to_owned();
+    tokio::task::spawn_blocking(move || password::hash(&text))
+        .await
+        .map_err(|e| IssuerError::Internal(format!("password hashing task failed: {e}")))?
+        .map_err(IssuerError::from)
+}
+
+impl Users {
+    async fn create(
+        &self,
+        caller: &Caller,
+        body: v1::CreateUserRequest,
+    ) -> Result<v1::User, IssuerError> {
+        require_admin(caller)?;
+        let shared = &self.0;
+        let new = body.user.unwrap_or_default();
+        let mut v = Violations::default();
+        validate::username(&mut v, "user.username", &new.username);
+        validate::new_password(&mut v, "password", &body.password);
+        let mut grants = validate::grants(&mut v, "user.grants", &new.grants);
+        grants.sort();
+        grants.dedup();
+        v.finish()?;
+        let hash = hash_password(&body.password).await?;
+        let store = shared.store()?;
+        let audit = NewAudit::ok(
+            caller.actor(),
+            "user.create",
+            format!("user:{}", new.username),
+        );
+        let row = store
+            .create_user(
+                shared.now(),
+                NewUser {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    username: new.username.clone(),
+                    password_hash: hash,
+                    admin: new.admin,
+                    // A proto3 bool cannot say "unset": new users start
+                    // enabled; disable one with UpdateUser.
+                    enabled: true,
+                    grants,
+                },
+                Some(audit),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists => username_taken(&new.username),
+                other => other.into(),
+            })?;
+        tracing::info!(user = %caller.actor(), created = %row.username, "user created");
+        convert::user(row)
+    }
+
+    async fn get(
+        &self,
+        caller: &Caller,
+        body: v1::GetUserRequest,
+    ) -> Result<v1::User, IssuerError> {
+        let store = self.0.store()?;
+        if is_self(caller, &body.user) {
+            // Read again: the caller's row may have changed since it was checked.
+            return convert::user(find(store, &caller.user.id).await?);
+        }
+        if !caller.is_admin() {
+            return Err(IssuerError::PermissionDenied(
+                "only administrators may read other users".into(),
+            ));
+        }
+        convert::user(find(store, &body.user).await?)
+    }
+
+    async fn list(
+        &self,
+        caller: &Caller,
+        body: v1::ListUsersRequest,
+    ) -> Result<v1::ListUsersResponse, IssuerError> {
+        require_admin(caller)?;
+        let store = self.0.store()?;
+        let mut v = Violations::default();
+        let limit = validate::page_size(&mut v, body.page_size);
+        let after = validate::page_cursor(&mut v, &body.page_token);
+        v.finish()?;
+        let mut rows = store.list_users(after.as_deref(), limit + 1).await?;
+        let next_page_token = if rows.len() as u64 > limit {
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            rows.last()
+                .map(|r| validate::page_token(&r.username))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(v1::ListUsersResponse {
+            users: rows
+                .into_iter()
+                .map(convert::user)
+                .collect::<Result<_, _>>()?,
+            next_page_token,
+        })
+    }
+}
+
+/// The audit target a user selector names.
+fn target(text: &str) -> String {
+    format!("user:{text}")
+}
 
 #[tonic::async_trait]
 impl UserService for Users {
     async fn create_user(
         &self,
-        _request: Request<v1::CreateUserRequest>,
+        request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        Err(IssuerError::Unimplemented("CreateUser").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let body = request.into_inner();
+        let target = target(body.user.as_ref().map_or("", |u| u.username.as_str()));
+        let result = self.create(&caller, body).await;
+        Ok(Response::new(
+            audited::outcome(shared, &caller, "user.create", &target, result).await?,
+        ))
     }
 
     async fn get_user(
         &self,
-        _request: Request<v1::GetUserRequest>,
+        request: Request<v1::GetUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        Err(IssuerError::Unimplemented("GetUser").into())
+        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        Ok(Response::new(
+            self.get(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn list_users(
         &self,
-        _request: Request<v1::ListUsersRequest>,
+        request: Request<v1::ListUsersRequest>,
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        Err(IssuerError::Unimplemented("ListUsers").into())
+        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        Ok(Response::new(
+            self.list(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn update_user(
         &self,
-        _request: Request<v1::UpdateUserRequest>,
+        request: Request<v1::UpdateUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        Err(IssuerError::Unimplemented("UpdateUser").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let body = request.into_inner();
+        let target = target(body.user.as_ref().map_or("", |u| {
+            if u.id.is_empty() {
+                u.username.as_str()
+            } else {
+                u.id.as_str()
+            }
+        }));
+        let result = user_changes::update(shared, &caller, body).await;
+        Ok(Response::new(
+            audited::outcome(shared, &caller, "user.update", &target, result).await?,
+        ))
     }
 
     async fn delete_user(
         &self,
-        _request: Request<v1::DeleteUserRequest>,
+        request: Request<v1::DeleteUserRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        Err(IssuerError::Unimplemented("DeleteUser").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let body = request.into_inner();
+        let target = target(&body.user);
+        let result = user_changes::delete(shared, &caller, body).await;
+        Ok(Response::new(
+            audited::outcome(shared, &caller, "user.delete", &target, result).await?,
+        ))
     }
 
     async fn set_password(
         &self,
-        _request: Request<v1::SetPasswordRequest>,
+        request: Request<v1::SetPasswordRequest>,
     ) -> Result<Response<v1::SetPasswordResponse>, Status> {
-        Err(IssuerError::Unimplemented("SetPassword").into())
+        let shared = &self.0;
+        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let body = request.into_inner();
+        let target = if body.user.is_empty() {
+            target(caller.actor())
+        } else {
+            target(&body.user)
+        };
+        let result = user_changes::set_password(shared, &caller, body).await;
+        Ok(Response::new(
+            audited::outcome(shared, &caller, "user.set_password", &target, result).await?,
+        ))
     }
 }

@@ -25,7 +25,17 @@ pub struct Model {
     pub key_id: String,
     pub create_time: i64,
     pub update_time: i64,
+    /// When the token expires: its current secret's `exp`, or earlier if
+    /// it was narrowed since.
     pub expire_time: i64,
+    /// The current secret's version (the `ver` claim): 0 at creation, one
+    /// more at each rotation.
+    pub version: i32,
+    /// When the current secret was issued (its `iat`).
+    pub issue_time: i64,
+    /// After a rotation: when secrets of older versions stop being accepted
+    /// (the end of the overlap window; the rotation time when there is none).
+    pub previous_secret_expire_time: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,9 @@ pub struct Model {
     pub grants: String,
     pub create_time: i64,
     pub update_time: i64,
+    /// Tokens of this user issued (`iat`) before this time are refused: set
+    /// when the user is disabled or the password changes.
+    pub tokens_valid_after: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

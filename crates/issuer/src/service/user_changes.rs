@@ -1,0 +1,359 @@
+//! User changes that reach the user's tokens: disabling, deleting and new
+//! passwords revoke every token issued before the change; taking grants
+//! away narrows every token to what is left. Each appends its revocation
+//! event in the same transaction as the change, for the verifiers.
+//!
+//! Enabling a user again does not revive the tokens revoked when the user
+//! was disabled: the user logs in again, or rotates the API tokens.
+
+use super::token_select::excess;
+use super::users::{find, hash_password, is_self, require_admin, username_taken};
+use crate::auth::{self, Caller};
+use crate::convert;
+use crate::error::IssuerError;
+use crate::state::Shared;
+use crate::validate::{self, Violations};
+use tessera_core::Grant;
+use tessera_proto::v1;
+use tessera_store::audit::NewAudit;
+use tessera_store::entity::user;
+use tessera_store::revocation::NewRevocation;
+use tessera_store::users::{UserChange, UserContext, UserDeletion, UserUpdate};
+
+/// The fields `UpdateUser` may change.
+const UPDATABLE: &[&str] = &["username", "admin", "enabled", "grants"];
+/// User fields an update may not name.
+const READ_ONLY: &[&str] = &["id", "create_time", "update_time"];
+
+/// How long an event about every token of a user must be kept: until every
+/// token issued before it has expired.
+fn user_event_lifetime(shared: &Shared) -> i64 {
+    validate::secs(shared.config.longest_token_lifetime())
+}
+
+/// The "every token of this user issued before now" event, and the cut-off
+/// it sets: the next second, so tokens issued earlier in this second are
+/// caught too (token times are whole seconds).
+fn revoke_all(shared: &Shared, row: &user::Model, now: i64) -> (i64, NewRevocation) {
+    let valid_after = now.saturating_add(1).max(row.tokens_valid_after);
+    let event = NewRevocation::revoke_user_before(
+        &row.id,
+        valid_after,
+        now.saturating_add(user_event_lifetime(shared)),
+    );
+    (valid_after, event)
+}
+
+/// Refuses a change that leaves no enabled administrator.
+fn keep_an_admin(
+    row: &user::Model,
+    context: &UserContext,
+    stays_enabled_admin: bool,
+) -> Result<(), IssuerError> {
+    if row.admin && row.enabled && !stays_enabled_admin && context.enabled_admins <= 1 {
+        return Err(IssuerError::FailedPrecondition(format!(
+            "{:?} is the last enabled administrator: make another user an administrator first",
+            row.username
+        )));
+    }
+    Ok(())
+}
+
+/// An update, checked for form before the row is read.
+struct Wanted {
+    paths: Vec<String>,
+    user: v1::User,
+    grants: Vec<Grant>,
+}
+
+impl Wanted {
+    fn names(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| p == path)
+    }
+}
+
+fn wanted(body: v1::UpdateUserRequest) -> Result<Wanted, IssuerError> {
+    let user = body.user.unwrap_or_default();
+    let mut v = Violations::default();
+    if user.id.is_empty() && user.username.is_empty() {
+        v.add("user", "select the user by id, or by username");
+    }
+    let mut implied = Vec::new();
+    if !user.id.is_empty() && !user.username.is_empty() {
+        implied.push("username");
+    }
+    if user.admin {
+        implied.push("admin");
+    }
+    if user.enabled {
+        implied.push("enabled");
+    }
+    if !user.grants.is_empty() {
+        implied.push("grants");
+    }
+    let paths = validate::mask_paths(
+        &mut v,
+        body.update_mask.as_ref(),
+        UPDATABLE,
+        READ_ONLY,
+        implied,
+    );
+    if paths.is_empty() && body.update_mask.as_ref().is_none_or(|m| m.paths.is_empty()) {
+        v.add(
+            "update_mask",
+            "names nothing to update: list the fields to change (to disable a user or take \
+             away the admin flag, name `enabled` or `admin` and leave it false)",
+        );
+    }
+    if paths.iter().any(|p| p == "username") {
+        if user.id.is_empty() {
+            v.add(
+                "update_mask",
+                "`username` selects the user when `id` is empty: select the user by id to \
+                 rename it",
+            );
+        } else {
+            validate::username(&mut v, "user.username", &user.username);
+        }
+    }
+    let mut grants = if paths.iter().any(|p| p == "grants") {
+        validate::grants(&mut v, "user.grants", &user.grants)
+    } else {
+        Vec::new()
+    };
+    grants.sort();
+    grants.dedup();
+    v.finish()?;
+    Ok(Wanted {
+        paths,
+        user,
+        grants,
+    })
+}
+
+/// Decides what an update writes, on the row as it is now.
+fn decide(
+    shared: &Shared,
+    caller: &Caller,
+    wanted: &Wanted,
+    row: &user::Model,
+    context: &UserContext,
+    now: i64,
+) -> Result<UserChange, IssuerError> {
+    let mut update = UserUpdate::default();
+    let mut changed = Vec::new();
+    let mut revocations = Vec::new();
+    if wanted.names("username") && wanted.user.username != row.username {
+        update.username = Some(wanted.user.username.clone());
+        changed.push("username");
+    }
+    let admin = if wanted.names("admin") {
+        wanted.user.admin
+    } else {
+        row.admin
+    };
+    let enabled = if wanted.names("enabled") {
+        wanted.user.enabled
+    } else {
+        row.enabled
+    };
+    keep_an_admin(row, context, admin && enabled)?;
+    if admin != row.admin {
+        update.admin = Some(admin);
+        changed.push("admin");
+    }
+    if enabled != row.enabled {
+        update.enabled = Some(enabled);
+        changed.push("enabled");
+        if !enabled {
+            let (valid_after, event) = revoke_all(shared, row, now);
+            update.tokens_valid_after = Some(valid_after);
+            revocations.push(event);
+        }
+    }
+    let mut stored = tessera_store::users::grants_of(row)?;
+    stored.sort();
+    let grants = if wanted.names("grants") {
+        wanted.grants.clone()
+    } else {
+        stored.clone()
+    };
+    if grants != stored {
+        update.grants = Some(grants.clone());
+        changed.push("grants");
+    }
+    // What the user's tokens may hold, before and after.
+    let before = auth::user_grants(row)?;
+    let after = if admin {
+        vec![Grant::everything()]
+    } else {
+        grants
+    };
+    let mut token_ceiling = None;
+    if !excess(&after, &before).is_empty() {
+        // Fewer grants: narrow the rows here, and every token at the
+        // verifiers.
+        revocations.push(NewRevocation::user_ceiling(
+            &row.id,
+            &after,
+            now.saturating_add(user_event_lifetime(shared)),
+        ));
+        token_ceiling = Some(after);
+    } else if !excess(&before, &after).is_empty() {
+        // More grants: a new ceiling lifts any earlier one, so tokens made
+        // from now on are not held to it (existing tokens keep their own
+        // signed grants).
+        revocations.push(NewRevocation::user_ceiling(
+            &row.id,
+            &after,
+            now.saturating_add(user_event_lifetime(shared)),
+        ));
+    }
+    let detail = if changed.is_empty() {
+        "no change".to_owned()
+    } else {
+        format!("changed {}", changed.join(", "))
+    };
+    Ok(UserChange {
+        update,
+        token_ceiling,
+        revocations,
+        audit: NewAudit::ok(
+            caller.actor(),
+            "user.update",
+            format!("user:{}", row.username),
+        )
+        .with_outcome("ok", detail),
+    })
+}
+
+/// UpdateUser: the fields named in the mask.
+pub(crate) async fn update(
+    shared: &Shared,
+    caller: &Caller,
+    body: v1::UpdateUserRequest,
+) -> Result<v1::User, IssuerError> {
+    require_admin(caller)?;
+    let wanted = wanted(body)?;
+    let store = shared.store()?;
+    let selector = if wanted.user.id.is_empty() {
+        &wanted.user.username
+    } else {
+        &wanted.user.id
+    };
+    let target = find(store, selector).await?;
+    let now = shared.now();
+    let (row, ()) = store
+        .change_user(&target.id, now, |row, context| {
+            Ok((decide(shared, caller, &wanted, row, context, now)?, ()))
+        })
+        .await
+        .map_err(|e| match e {
+            IssuerError::AlreadyExists(_) => username_taken(&wanted.user.username),
+            IssuerError::NotFound(_) => IssuerError::NotFound(format!("no user {selector:?}")),
+            other => other,
+        })?;
+    tracing::info!(user = %caller.actor(), updated = %row.username, "user updated");
+    convert::user(row)
+}
+
+/// DeleteUser: the user and all of the user's tokens, which are revoked.
+pub(crate) async fn delete(
+    shared: &Shared,
+    caller: &Caller,
+    body: v1::DeleteUserRequest,
+) -> Result<v1::DeleteUserResponse, IssuerError> {
+    require_admin(caller)?;
+    if body.user.is_empty() {
+        return Err(IssuerError::invalid(
+            "user",
+            "name the user by id or username",
+        ));
+    }
+    let store = shared.store()?;
+    let target = find(store, &body.user).await?;
+    let now = shared.now();
+    let row = store
+        .delete_user(&target.id, now, |row, context| {
+            keep_an_admin(row, context, false)?;
+            let (_, event) = revoke_all(shared, row, now);
+            Ok(UserDeletion {
+                revocations: vec![event],
+                audit: NewAudit::ok(
+                    caller.actor(),
+                    "user.delete",
+                    format!("user:{}", row.username),
+                ),
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            IssuerError::NotFound(_) => IssuerError::NotFound(format!("no user {:?}", body.user)),
+            other => other,
+        })?;
+    tracing::info!(user = %caller.actor(), deleted = %row.username, "user deleted");
+    Ok(v1::DeleteUserResponse {})
+}
+
+/// SetPassword: administrators for anyone; a user for themself, with the
+/// current password. Every token of the user issued before is revoked.
+pub(crate) async fn set_password(
+    shared: &Shared,
+    caller: &Caller,
+    body: v1::SetPasswordRequest,
+) -> Result<v1::SetPasswordResponse, IssuerError> {
+    let own = is_self(caller, &body.user);
+    if !own {
+        require_admin(caller)?;
+    }
+    let mut v = Violations::default();
+    validate::new_password(&mut v, "new_password", &body.new_password);
+    v.finish()?;
+    let store = shared.store()?;
+    if own {
+        if body.current_password.is_empty() {
+            return Err(IssuerError::PermissionDenied(
+                "to change your own password, give the current one in current_password".into(),
+            ));
+        }
+        auth::check_password(shared, store, &caller.user.username, &body.current_password)
+            .await
+            .map_err(|e| match e {
+                IssuerError::Unauthenticated(_) => {
+                    IssuerError::PermissionDenied("the current password is wrong".into())
+                }
+                other => other,
+            })?;
+    }
+    let target = if own {
+        caller.user.clone()
+    } else {
+        find(store, &body.user).await?
+    };
+    let hash = hash_password(&body.new_password).await?;
+    let now = shared.now();
+    let (row, ()) = store
+        .change_user(&target.id, now, |row, _| {
+            let (valid_after, event) = revoke_all(shared, row, now);
+            Ok::<_, IssuerError>((
+                UserChange {
+                    update: UserUpdate {
+                        password_hash: Some(hash),
+                        tokens_valid_after: Some(valid_after),
+                        ..UserUpdate::default()
+                    },
+                    token_ceiling: None,
+                    revocations: vec![event],
+                    audit: NewAudit::ok(
+                        caller.actor(),
+                        "user.set_password",
+                        format!("user:{}", row.username),
+                    ),
+                },
+                (),
+            ))
+        })
+        .await?;
+    tracing::info!(user = %caller.actor(), target = %row.username, "password set");
+    Ok(v1::SetPasswordResponse {})
+}
