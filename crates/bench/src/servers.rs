@@ -155,6 +155,10 @@ pub async fn propagation_trials(
     let mut samples = Vec::with_capacity(trials);
     for _ in 0..trials {
         reason(v1::VerifyReason::Ok).await?;
+        // A random pause, so the disable does not always land at the same
+        // point of the verifier's sync interval (the loop would phase-lock).
+        let jitter = u64::from(uuid::Uuid::now_v7().as_u128() as u16 % 300);
+        tokio::time::sleep(Duration::from_millis(jitter)).await;
         tokens
             .disable_token(admin(v1::DisableTokenRequest { token: selector() })?)
             .await?;
