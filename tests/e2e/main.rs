@@ -9,6 +9,7 @@ mod health;
 mod key_rotation;
 mod keys;
 mod login;
+mod operations;
 mod revocation_contract;
 mod rotation;
 mod sessions;

@@ -113,9 +113,17 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub request_timeout: Duration,
 
-    /// Most requests served at once; more wait.
+    /// Most requests served at once; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, env = "TESSERA_MAX_CONCURRENT_REQUESTS", default_value_t = 256)]
     pub max_concurrent_requests: usize,
+
+    /// Where Prometheus metrics are served (`GET /metrics`); off when unset.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// After SIGTERM, how long calls in flight may take to finish.
+    #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
+    pub shutdown_grace: Duration,
 }
 
 impl IssuerConfig {
@@ -146,6 +154,8 @@ impl IssuerConfig {
             health_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
+            metrics_listen: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 

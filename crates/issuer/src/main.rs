@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tessera_core::SystemClock;
 use tessera_issuer::{Issuer, IssuerConfig, config::DEFAULT_DATABASE_URL};
-use tracing_subscriber::EnvFilter;
+use tessera_serve::shutdown;
+use tessera_serve::telemetry::{self, TelemetryConfig};
 
 /// Tessera's issuer: users, sessions, API tokens and signing keys over gRPC.
 #[derive(Debug, Parser)]
@@ -17,13 +18,16 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = Cli::parse().config;
+    let guard = match TelemetryConfig::from_env("tessera-issuer", |k| std::env::var(k).ok())
+        .and_then(|c| telemetry::init(&c).map_err(|e| e.to_string()))
+    {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The default database lives in ./tessera-data, made on first start.
     if config.database_url == DEFAULT_DATABASE_URL
         && let Some(dir) = config.sqlite_path().as_deref().and_then(|p| p.parent())
@@ -46,7 +50,7 @@ async fn main() -> ExitCode {
         Ok(addr) => tracing::info!(%addr, "issuer listening"),
         Err(e) => tracing::warn!(error = %e, "issuer listening on an unknown address"),
     }
-    match issuer.run_until(shutdown_signal()).await {
+    let code = match issuer.run_until(shutdown::signal()).await {
         Ok(()) => {
             tracing::info!("issuer stopped");
             ExitCode::SUCCESS
@@ -55,29 +59,8 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    // Flush traces before exiting.
+    guard.shutdown().await;
+    code
 }

@@ -14,6 +14,9 @@ use tessera_proto::v1::{
     session_service_server::SessionServiceServer, token_service_server::TokenServiceServer,
     user_service_server::UserServiceServer,
 };
+use tessera_serve::metrics::GrpcMetrics;
+use tessera_serve::metrics::prometheus_client::registry::Registry;
+use tessera_serve::shed::ShedLayer;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::Server;
@@ -61,17 +64,44 @@ impl Issuer {
             .map_err(|e| IssuerError::Internal(format!("no local address: {e}")))
     }
 
-    /// Serves until `shutdown` completes, then stops taking calls and lets
-    /// calls in flight finish.
+    /// Serves until `shutdown` completes; then reports NOT_SERVING, stops
+    /// taking calls, and gives calls in flight `shutdown_grace` to finish.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), IssuerError> {
         let shared = self.shared;
+        let config = shared.config.clone();
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
         let background = tokio::spawn(keep_healthy(shared.clone(), reporter.clone()));
         let upkeep = tokio::spawn(maintenance::run(shared.clone()));
+
+        // On the signal: stop the health loop (it would report SERVING
+        // again), report NOT_SERVING, then let the server drain.
+        let (draining, drained) = tokio::sync::watch::channel(false);
+        let health_abort = background.abort_handle();
+        let stop_serving = async move {
+            shutdown.await;
+            health_abort.abort();
+            set_health(&reporter, ServingStatus::NotServing).await;
+            let _ = draining.send(true);
+        };
+        let until_draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|d| *d).await;
+        };
+        let mut registry = Registry::with_prefix("tessera_issuer");
+        let grpc_metrics = GrpcMetrics::register(&mut registry);
+        if let Some(addr) = config.metrics_listen {
+            let bound = tessera_serve::metrics::serve(
+                addr,
+                Arc::new(registry),
+                until_draining(drained.clone()),
+            )
+            .await
+            .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))?;
+            tracing::info!(addr = %bound, "metrics served on /metrics");
+        }
 
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
@@ -79,13 +109,11 @@ impl Issuer {
             .build_v1()
             .map_err(|e| IssuerError::Internal(format!("reflection: {e}")))?;
 
-        let config = &shared.config;
-        let result = Server::builder()
+        let serve = Server::builder()
             .timeout(config.request_timeout)
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                config.max_concurrent_requests,
-            ))
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .trace_fn(tessera_serve::telemetry::grpc_span)
+            .layer(grpc_metrics.layer())
+            .layer(ShedLayer::new(config.max_concurrent_requests))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(SessionServiceServer::new(Sessions(shared.clone())))
@@ -97,12 +125,22 @@ impl Issuer {
                 // Without TCP_NODELAY a reply's small HTTP/2 frames wait on
                 // the client's delayed ACK: ~40 ms on every call.
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
-            .await;
+                stop_serving,
+            );
+        let grace = config.shutdown_grace;
+        let result = tokio::select! {
+            result = serve => result.map_err(|e| IssuerError::Internal(format!("server: {e}"))),
+            () = async {
+                until_draining(drained).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "shutdown grace period over: dropping calls still in flight");
+                Ok(())
+            }
+        };
         background.abort();
         upkeep.abort();
-        result.map_err(|e| IssuerError::Internal(format!("server: {e}")))
+        result
     }
 }
 

@@ -6,6 +6,7 @@
 //! the previous old one is dropped, so memory stays under the configured
 //! size and recently used tokens survive.
 
+use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,10 @@ struct Shard {
 pub struct SignatureCache {
     shards: Vec<Mutex<Shard>>,
     per_generation: usize,
+    /// Lookups that found the token.
+    pub hits: Counter,
+    /// Lookups that did not.
+    pub misses: Counter,
 }
 
 impl SignatureCache {
@@ -34,6 +39,8 @@ impl SignatureCache {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             per_generation: capacity / SHARDS / 2,
+            hits: Counter::default(),
+            misses: Counter::default(),
         }
     }
 
@@ -48,6 +55,16 @@ impl SignatureCache {
 
     /// The claims of a token checked before, if remembered.
     pub fn get(&self, key: &Key) -> Option<Arc<Claims>> {
+        let found = self.lookup(key);
+        if found.is_some() {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+        found
+    }
+
+    fn lookup(&self, key: &Key) -> Option<Arc<Claims>> {
         if self.per_generation == 0 {
             return None;
         }

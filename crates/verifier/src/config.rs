@@ -69,9 +69,17 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub request_timeout: Duration,
 
-    /// Most requests served at once; more wait.
+    /// Most requests served at once; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, env = "TESSERA_MAX_CONCURRENT_REQUESTS", default_value_t = 4096)]
     pub max_concurrent_requests: usize,
+
+    /// Where Prometheus metrics are served (`GET /metrics`); off when unset.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// After SIGTERM, how long calls in flight may take to finish.
+    #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// Like [`duration`], but also reads milliseconds (`250ms`).
@@ -103,6 +111,8 @@ impl VerifierConfig {
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrent_requests: 4096,
+            metrics_listen: None,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }

@@ -8,12 +8,13 @@
 //!
 //! Modules: [`config`], `view` (keys and revocation set, and how they are
 //! synced), `cache` (the signature cache), `verify` (the decision),
-//! `service` (the gRPC handler), `server` (serving, health, the sync loop),
-//! [`error`].
+//! `service` (the gRPC handler), `server` (serving, health, the sync loop,
+//! shutdown), `metrics` (what it counts), [`error`].
 
 mod cache;
 pub mod config;
 pub mod error;
+mod metrics;
 mod server;
 pub mod service;
 mod verify;

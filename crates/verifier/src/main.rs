@@ -4,8 +4,9 @@ use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tessera_core::SystemClock;
+use tessera_serve::shutdown;
+use tessera_serve::telemetry::{self, TelemetryConfig};
 use tessera_verifier::{VerifierConfig, VerifierServer};
-use tracing_subscriber::EnvFilter;
 
 /// Tessera's verifier: checks tokens against published keys and revocations.
 #[derive(Debug, Parser)]
@@ -17,13 +18,16 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let config = Cli::parse().config;
+    let guard = match TelemetryConfig::from_env("tessera-verifier", |k| std::env::var(k).ok())
+        .and_then(|c| telemetry::init(&c).map_err(|e| e.to_string()))
+    {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match VerifierServer::bind(config, Arc::new(SystemClock)).await {
         Ok(server) => server,
         Err(e) => {
@@ -35,35 +39,17 @@ async fn main() -> ExitCode {
         Ok(addr) => tracing::info!(%addr, "verifier listening"),
         Err(e) => tracing::warn!(error = %e, "verifier listening on an unknown address"),
     }
-    match server.run_until(shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match server.run_until(shutdown::signal()).await {
+        Ok(()) => {
+            tracing::info!("verifier stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
+    // Flush traces before exiting.
+    guard.shutdown().await;
+    code
 }

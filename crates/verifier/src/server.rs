@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::Clock;
 use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
+use tessera_serve::shed::ShedLayer;
 use tessera_store::{ConnectConfig, Store};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -58,36 +59,74 @@ impl VerifierServer {
         self.shared.clone()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes; then reports NOT_SERVING, stops
+    /// taking calls, and gives calls in flight `shutdown_grace` to finish.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), VerifierError> {
         let shared = self.shared;
+        let config = shared.config.clone();
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let sync = tokio::spawn(keep_in_sync(shared.clone(), reporter));
+        let sync = tokio::spawn(keep_in_sync(shared.clone(), reporter.clone()));
+
+        // On the signal: stop the sync loop (it would report SERVING again),
+        // report NOT_SERVING, then let the server drain.
+        let (draining, drained) = tokio::sync::watch::channel(false);
+        let sync_abort = sync.abort_handle();
+        let stop_serving = async move {
+            shutdown.await;
+            sync_abort.abort();
+            set_health(&reporter, ServingStatus::NotServing).await;
+            let _ = draining.send(true);
+        };
+        let until_draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|d| *d).await;
+        };
+        if let Some(addr) = config.metrics_listen {
+            let bound = tessera_serve::metrics::serve(
+                addr,
+                shared.registry.clone(),
+                until_draining(drained.clone()),
+            )
+            .await
+            .map_err(|e| VerifierError::Startup(e.to_string()))?;
+            tracing::info!(addr = %bound, "metrics served on /metrics");
+        }
 
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| VerifierError::Startup(format!("reflection: {e}")))?;
-        let config = &shared.config;
         let verifier = VerifierServiceServer::new(Verifier(shared.clone()))
             .max_decoding_message_size(config.max_message_bytes);
-        let result = Server::builder()
+        let serve = Server::builder()
             .timeout(config.request_timeout)
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                config.max_concurrent_requests,
-            ))
+            .trace_fn(tessera_serve::telemetry::grpc_span)
+            .layer(shared.metrics.grpc.layer())
+            .layer(ShedLayer::new(config.max_concurrent_requests))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(verifier)
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), shutdown)
-            .await;
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                stop_serving,
+            );
+        let grace = config.shutdown_grace;
+        let result = tokio::select! {
+            result = serve => result.map_err(|e| VerifierError::Startup(format!("server: {e}"))),
+            () = async {
+                until_draining(drained).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "shutdown grace period over: dropping calls still in flight");
+                Ok(())
+            }
+        };
         sync.abort();
-        result.map_err(|e| VerifierError::Startup(format!("server: {e}")))
+        result
     }
 }
 
@@ -157,9 +196,17 @@ async fn keep_in_sync(shared: Arc<Shared>, reporter: HealthReporter) {
             pruned = Instant::now();
             view.prune(now_ms.div_euclid(1000));
         }
-        let fresh = view
-            .age_ms(now_ms)
-            .is_some_and(|age| age <= policy.max_staleness_ms);
+        let age_ms = view.age_ms(now_ms);
+        let fresh = age_ms.is_some_and(|age| age <= policy.max_staleness_ms);
+        let metrics = &shared.metrics;
+        metrics
+            .revocation_entries
+            .set(i64::try_from(view.revocation_entries()).unwrap_or(i64::MAX));
+        metrics.last_seq.set(view.last_seq());
+        metrics
+            .staleness_seconds
+            .set(age_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0));
+        metrics.stale.set(i64::from(!fresh));
         if fresh != serving {
             if fresh {
                 tracing::info!("revocation view is fresh: serving");

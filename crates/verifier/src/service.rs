@@ -3,8 +3,10 @@
 use crate::cache::SignatureCache;
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
+use crate::metrics::{ReasonLabel, VerifierMetrics};
 use crate::verify::{self, Policy, Signature};
 use crate::view::View;
+use prometheus_client::registry::Registry;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tessera_core::Clock;
@@ -22,18 +24,27 @@ pub struct Shared {
     pub view: View,
     pub cache: SignatureCache,
     pub store: OnceLock<Store>,
+    pub metrics: VerifierMetrics,
+    /// What `GET /metrics` serves.
+    pub registry: Arc<Registry>,
     last_key_refresh: Mutex<Option<Instant>>,
 }
 
 impl Shared {
     /// Fresh state for `config`.
     pub fn new(config: VerifierConfig, clock: Arc<dyn Clock>) -> Self {
+        let cache = SignatureCache::new(config.signature_cache_size);
+        let mut registry = Registry::with_prefix("tessera_verifier");
+        let metrics =
+            VerifierMetrics::register(&mut registry, cache.hits.clone(), cache.misses.clone());
         Self {
-            cache: SignatureCache::new(config.signature_cache_size),
+            cache,
             config,
             clock,
             view: View::default(),
             store: OnceLock::new(),
+            metrics,
+            registry: Arc::new(registry),
             last_key_refresh: Mutex::new(None),
         }
     }
@@ -68,8 +79,26 @@ impl Shared {
         }
     }
 
-    /// One verification.
+    /// One verification, counted by its answer.
     pub async fn verify(
+        &self,
+        request: &v1::VerifyRequest,
+    ) -> Result<v1::VerifyResponse, VerifierError> {
+        let answer = self.decide(request).await?;
+        let reason = VerifyReason::try_from(answer.reason).unwrap_or(VerifyReason::Unspecified);
+        self.metrics
+            .answers
+            .get_or_create(&ReasonLabel {
+                reason: reason
+                    .as_str_name()
+                    .trim_start_matches("VERIFY_REASON_")
+                    .to_owned(),
+            })
+            .inc();
+        Ok(answer)
+    }
+
+    async fn decide(
         &self,
         request: &v1::VerifyRequest,
     ) -> Result<v1::VerifyResponse, VerifierError> {

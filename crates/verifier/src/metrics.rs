@@ -1,0 +1,81 @@
+//! The verifier's own metrics, beside the per-RPC ones every service has.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use tessera_serve::metrics::GrpcMetrics;
+
+/// Label of a Verify answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// Everything the verifier counts.
+#[derive(Debug, Clone)]
+pub struct VerifierMetrics {
+    pub grpc: GrpcMetrics,
+    /// Verify answers by reason.
+    pub answers: Family<ReasonLabel, Counter>,
+    /// Entries in the revocation set.
+    pub revocation_entries: Gauge,
+    /// The last revocation sequence number applied.
+    pub last_seq: Gauge,
+    /// Seconds since the last successful sync (the view's staleness).
+    pub staleness_seconds: Gauge<f64, AtomicU64>,
+    /// 1 while the view is older than the staleness limit.
+    pub stale: Gauge,
+}
+
+impl VerifierMetrics {
+    /// Registers the metrics, and the signature cache's counters, in `registry`.
+    pub fn register(registry: &mut Registry, cache_hits: Counter, cache_misses: Counter) -> Self {
+        let metrics = Self {
+            grpc: GrpcMetrics::register(registry),
+            answers: Family::default(),
+            revocation_entries: Gauge::default(),
+            last_seq: Gauge::default(),
+            staleness_seconds: Gauge::default(),
+            stale: Gauge::default(),
+        };
+        registry.register(
+            "verify_answers",
+            "Verify answers by reason",
+            metrics.answers.clone(),
+        );
+        registry.register(
+            "revocation_entries",
+            "Entries in the in-memory revocation set",
+            metrics.revocation_entries.clone(),
+        );
+        registry.register(
+            "revocation_last_seq",
+            "Last revocation event applied",
+            metrics.last_seq.clone(),
+        );
+        registry.register(
+            "revocation_view_age_seconds",
+            "Seconds since the last successful sync of the revocation view",
+            metrics.staleness_seconds.clone(),
+        );
+        registry.register(
+            "revocation_view_stale",
+            "1 while the view is past the staleness limit and every token is refused",
+            metrics.stale.clone(),
+        );
+        registry.register(
+            "signature_cache_hits",
+            "Tokens whose signature check was skipped",
+            cache_hits,
+        );
+        registry.register(
+            "signature_cache_misses",
+            "Tokens whose signature was checked",
+            cache_misses,
+        );
+        metrics
+    }
+}

@@ -1,0 +1,338 @@
+//! Operations: metrics over HTTP, load shedding, graceful shutdown under
+//! load, traces joining the caller's trace, and no secret in any log line.
+
+use crate::support::verifier::{VerifierHarness, verifier_config};
+use crate::support::{self, ADMIN_PASSWORD, Backend, Harness, TestDb, admin, basic};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tessera_proto::v1;
+use tonic::Code;
+
+/// A free loopback port (bound and released; the race is harmless here).
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// GET http://addr/metrics, as text, with a bare HTTP/1.1 request.
+async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_rpcs_and_verifier_answers() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = support::issuer_config(&db);
+    let issuer_metrics = free_addr();
+    config.metrics_listen = Some(issuer_metrics);
+    let issuer = Harness::start_with(db, config).await;
+    let mut vconfig = verifier_config(issuer.db());
+    let verifier_metrics = free_addr();
+    vconfig.metrics_listen = Some(verifier_metrics);
+    let verifier = VerifierHarness::spawn(vconfig, issuer.clock.clone()).await;
+    verifier
+        .wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
+        .await;
+
+    let refused = issuer
+        .sessions()
+        .login(basic(
+            v1::LoginRequest::default(),
+            "admin",
+            "wrong password",
+        ))
+        .await;
+    assert_eq!(
+        refused.expect_err("wrong password").code(),
+        Code::Unauthenticated
+    );
+    let created = issuer
+        .create_token(v1::CreateTokenRequest {
+            name: "metered".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    for _ in 0..3 {
+        assert!(verifier.verify(&created.secret, "", "").await.valid);
+    }
+    assert!(!verifier.verify("garbage", "", "").await.valid);
+
+    let text = scrape(issuer_metrics).await;
+    assert!(
+        text.contains(r#"tessera_issuer_grpc_requests_total{rpc="/tessera.v1.SessionService/Login",code="Unauthenticated"} 1"#),
+        "login failures are counted:\n{text}"
+    );
+    assert!(
+        text.contains(r#"tessera_issuer_grpc_requests_total{rpc="/tessera.v1.TokenService/CreateToken",code="Ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_issuer_grpc_request_duration_seconds_bucket"),
+        "{text}"
+    );
+
+    let text = scrape(verifier_metrics).await;
+    assert!(
+        text.contains(r#"tessera_verifier_verify_answers_total{reason="OK"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tessera_verifier_verify_answers_total{reason="MALFORMED"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_verifier_signature_cache_hits_total 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_verifier_revocation_entries"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_verifier_revocation_view_stale 0"),
+        "{text}"
+    );
+    issuer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_shed_and_shutdown_lets_calls_in_flight_finish() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut config = support::issuer_config(&db);
+    config.max_concurrent_requests = 2;
+    let issuer = Harness::start_with(db, config).await;
+
+    // Logins are slow (argon2): more than two at once are shed.
+    let logins: Vec<_> = (0..8)
+        .map(|_| {
+            let mut sessions = issuer.sessions();
+            tokio::spawn(async move { sessions.login(admin(v1::LoginRequest::default())).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for login in logins {
+        codes.push(
+            login
+                .await
+                .expect("task")
+                .map(|_| Code::Ok)
+                .unwrap_or_else(|s| s.code()),
+        );
+    }
+    assert!(codes.contains(&Code::Ok), "{codes:?}");
+    assert!(
+        codes.contains(&Code::ResourceExhausted),
+        "excess calls are shed, not queued: {codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| matches!(c, Code::Ok | Code::ResourceExhausted)),
+        "{codes:?}"
+    );
+
+    // Calls in flight when the stop comes complete; the server then exits.
+    let in_flight: Vec<_> = (0..2)
+        .map(|_| {
+            let mut sessions = issuer.sessions();
+            tokio::spawn(async move { sessions.login(admin(v1::LoginRequest::default())).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let channel = issuer.channel.clone();
+    let stopped = tokio::time::Instant::now();
+    issuer.stop().await;
+    assert!(
+        stopped.elapsed() < Duration::from_secs(10),
+        "exits within the grace period"
+    );
+    for call in in_flight {
+        call.await
+            .expect("task")
+            .expect("a call in flight at shutdown completes");
+    }
+    let after = v1::session_service_client::SessionServiceClient::new(channel)
+        .login(admin(v1::LoginRequest::default()))
+        .await;
+    assert!(after.is_err(), "no new calls after shutdown");
+}
+
+/// Collects the trace ids of exported spans.
+#[derive(Default, Clone)]
+struct Collector(Arc<Mutex<Vec<Vec<u8>>>>);
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut ids = self.0.lock().expect("lock");
+        for resource in request.into_inner().resource_spans {
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    ids.push(span.trace_id);
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Log lines captured by a scoped subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+// A current-thread runtime, so the scoped subscriber sees every task.
+#[tokio::test]
+async fn spans_join_the_callers_trace_and_no_secret_is_ever_logged() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let collector_addr = listener.local_addr().expect("address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let telemetry = tessera_serve::telemetry::TelemetryConfig {
+        default_service_name: "tessera-issuer",
+        otlp_endpoint: Some(format!("http://{collector_addr}")),
+        ..Default::default()
+    };
+    let provider = tessera_serve::telemetry::tracer_provider(&telemetry)
+        .expect("exporter")
+        .expect("export is on");
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(logs.clone())
+                .with_ansi(false)
+                .with_filter(tracing_subscriber::EnvFilter::new("trace")),
+        )
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("tessera")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let verifier = VerifierHarness::beside(&issuer).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut login = admin(v1::LoginRequest::default());
+    login.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .expect("header"),
+    );
+    let session = issuer
+        .sessions()
+        .login(login)
+        .await
+        .expect("login")
+        .into_inner()
+        .secret;
+    let created = issuer
+        .tokens()
+        .create_token(support::bearer(
+            v1::CreateTokenRequest {
+                name: "traced".into(),
+                ..Default::default()
+            },
+            &session,
+        ))
+        .await
+        .expect("create")
+        .into_inner();
+    assert!(verifier.verify(&created.secret, "", "").await.valid);
+    let refused = issuer
+        .sessions()
+        .login(basic(
+            v1::LoginRequest::default(),
+            "admin",
+            "a-wrong-password-123",
+        ))
+        .await;
+    assert!(refused.is_err());
+    let kek = issuer.db().kek.to_base64();
+    issuer.stop().await;
+    let flushing = provider.clone();
+    tokio::task::spawn_blocking(move || flushing.force_flush())
+        .await
+        .expect("flush task")
+        .expect("flush spans");
+
+    let ids = collector.0.lock().expect("lock").clone();
+    let wanted: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    assert!(
+        ids.contains(&wanted),
+        "the login's span joined the caller's trace ({} spans exported)",
+        ids.len()
+    );
+
+    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    assert!(
+        text.len() > 1_000,
+        "TRACE logging captured the flow ({} bytes)",
+        text.len()
+    );
+    for (what, secret) in [
+        ("the admin password", ADMIN_PASSWORD),
+        ("a wrong password", "a-wrong-password-123"),
+        ("the session token", session.as_str()),
+        ("the API token", created.secret.as_str()),
+        (
+            "the API token's signature",
+            created.secret.rsplit('.').next().expect("signature"),
+        ),
+        ("the KEK", kek.as_str()),
+    ] {
+        assert!(!text.contains(secret), "{what} appears in the logs");
+    }
+    assert!(
+        !text.contains("BEGIN PRIVATE KEY"),
+        "no private key in the logs"
+    );
+}
