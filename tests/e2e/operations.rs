@@ -219,9 +219,39 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-// A current-thread runtime, so the scoped subscriber sees every task.
-#[tokio::test]
-async fn spans_join_the_callers_trace_and_no_secret_is_ever_logged() {
+/// Runs `test` alone in a child process of this test binary: tracing's
+/// callsite state is process-wide, and other tests running alongside would
+/// change what a scoped subscriber sees.
+fn in_own_process(test: &str) -> bool {
+    const VAR: &str = "TESSERA_TEST_ISOLATED";
+    if std::env::var_os(VAR).is_some() {
+        return true;
+    }
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([test, "--exact", "--test-threads", "1"])
+        .env(VAR, "1")
+        .status()
+        .expect("run the test binary");
+    assert!(
+        status.success(),
+        "{test} failed in its own process (run it alone to see why)"
+    );
+    false
+}
+
+#[test]
+fn spans_join_the_callers_trace_and_no_secret_is_ever_logged() {
+    if in_own_process("operations::spans_join_the_callers_trace_and_no_secret_is_ever_logged") {
+        // A current-thread runtime, so the scoped subscriber sees every task.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(traced_flow());
+    }
+}
+
+async fn traced_flow() {
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
@@ -334,5 +364,174 @@ async fn spans_join_the_callers_trace_and_no_secret_is_ever_logged() {
     assert!(
         !text.contains("BEGIN PRIVATE KEY"),
         "no private key in the logs"
+    );
+}
+
+/// A throw-away PKI: a CA, a server certificate for 127.0.0.1 and
+/// localhost, and a client certificate, as PEM files.
+struct Pki {
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir =
+            std::env::temp_dir().join(format!("tessera-pki-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
+        let write =
+            |name: &str, pem: String| std::fs::write(dir.join(name), pem).expect("write pem");
+        write("ca.pem", ca.pem());
+        for (name, sans) in [
+            (
+                "server",
+                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+            ),
+            ("client", vec!["client".to_owned()]),
+        ] {
+            let key = KeyPair::generate().expect("key");
+            let cert = CertificateParams::new(sans)
+                .expect("params")
+                .signed_by(&key, &ca)
+                .expect("sign");
+            write(&format!("{name}.pem"), cert.pem());
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+
+    fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).expect("read pem")
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_mtls_handshakes() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let pki = Pki::new();
+    let db = TestDb::new(Backend::Sqlite).await;
+
+    // The issuer over TLS, spoken to by the CLI.
+    let mut config = support::issuer_config(&db);
+    config.tls_cert = Some(pki.path("server.pem"));
+    config.tls_key = Some(pki.path("server.key"));
+    let issuer = tessera_issuer::Issuer::bind(config, Arc::new(tessera_core::SystemClock))
+        .await
+        .expect("TLS issuer binds");
+    let issuer_addr = issuer.local_addr().expect("address");
+    tokio::spawn(issuer.run_until(std::future::pending()));
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let endpoint = format!("https://{issuer_addr}");
+    let ca = pki.path("ca.pem");
+    let mut code = 1;
+    for _ in 0..100 {
+        (out, err) = (Vec::new(), Vec::new());
+        code = tessera_cli::run(
+            [
+                "tessera",
+                "--issuer",
+                &endpoint,
+                "--ca-cert",
+                ca.to_str().expect("path"),
+                "key",
+                "list",
+            ],
+            &mut out,
+            &mut err,
+        )
+        .await;
+        if code == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        code,
+        0,
+        "the CLI speaks TLS: {}",
+        String::from_utf8_lossy(&err)
+    );
+    assert!(
+        String::from_utf8_lossy(&out).contains("EdDSA")
+            || String::from_utf8_lossy(&out).contains("active")
+    );
+    let plaintext = tessera_cli::run(
+        [
+            "tessera",
+            "--issuer",
+            &format!("http://{issuer_addr}"),
+            "key",
+            "list",
+        ],
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .await;
+    assert_eq!(plaintext, 1, "plaintext is refused by a TLS listener");
+
+    // The verifier requiring client certificates.
+    let mut vconfig = verifier_config(&db);
+    vconfig.tls_cert = Some(pki.path("server.pem"));
+    vconfig.tls_key = Some(pki.path("server.key"));
+    vconfig.tls_client_ca = Some(pki.path("ca.pem"));
+    let verifier =
+        tessera_verifier::VerifierServer::bind(vconfig, Arc::new(tessera_core::SystemClock))
+            .await
+            .expect("mTLS verifier binds");
+    let verifier_addr = verifier.local_addr().expect("address");
+    tokio::spawn(verifier.run_until(std::future::pending()));
+    let trust = || ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pki.read("ca.pem")));
+    let verify = |tls: ClientTlsConfig| async move {
+        let channel = Endpoint::from_shared(format!("https://{verifier_addr}"))
+            .expect("endpoint")
+            .tls_config(tls)
+            .expect("tls")
+            .connect()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        v1::verifier_service_client::VerifierServiceClient::new(channel)
+            .verify(v1::VerifyRequest {
+                token: "a.b.c".into(),
+                ..Default::default()
+            })
+            .await
+    };
+    let with_cert = verify(trust().identity(Identity::from_pem(
+        pki.read("client.pem"),
+        pki.read("client.key"),
+    )))
+    .await;
+    assert!(
+        with_cert.is_ok(),
+        "a client with a certificate is served: {with_cert:?}"
+    );
+    let without_cert = verify(trust()).await;
+    assert!(
+        without_cert.is_err(),
+        "a client without a certificate is refused"
+    );
+
+    // Half a TLS configuration is refused at start, not served in plaintext.
+    let mut half = verifier_config(&db);
+    half.tls_cert = Some(pki.path("server.pem"));
+    assert!(
+        tessera_verifier::VerifierServer::bind(half, Arc::new(tessera_core::SystemClock))
+            .await
+            .is_err()
     );
 }

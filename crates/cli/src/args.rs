@@ -85,6 +85,25 @@ pub struct Global {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value = "text")]
     pub output: Output,
+    /// CA certificate (PEM) to trust for `https://` addresses.
+    #[arg(long, global = true, env = "TESSERA_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require mTLS.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// Client private key (PEM) for --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
     /// Where the saved session lives (default: the user's config directory).
     #[arg(long, global = true, env = "TESSERA_CONFIG_DIR", hide = true)]
     pub config_dir: Option<PathBuf>,

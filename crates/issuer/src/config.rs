@@ -124,6 +124,18 @@ pub struct IssuerConfig {
     /// After SIGTERM, how long calls in flight may take to finish.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,
+
+    /// The server certificate chain (PEM): with `--tls-key`, serve TLS.
+    #[arg(long, env = "TESSERA_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The server private key (PEM).
+    #[arg(long, env = "TESSERA_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// CA certificates (PEM) client certificates must chain to: require mTLS.
+    #[arg(long, env = "TESSERA_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
 impl IssuerConfig {
@@ -156,6 +168,9 @@ impl IssuerConfig {
             max_concurrent_requests: 256,
             metrics_listen: None,
             shutdown_grace: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 

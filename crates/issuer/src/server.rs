@@ -17,9 +17,11 @@ use tessera_proto::v1::{
 use tessera_serve::metrics::GrpcMetrics;
 use tessera_serve::metrics::prometheus_client::registry::Registry;
 use tessera_serve::shed::ShedLayer;
+use tessera_serve::tls::TlsFiles;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::Server;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -39,6 +41,7 @@ const SERVICES: &[&str] = &[
 pub struct Issuer {
     listener: TcpListener,
     shared: Arc<Shared>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Issuer {
@@ -48,12 +51,14 @@ impl Issuer {
     pub async fn bind(config: IssuerConfig, clock: Arc<dyn Clock>) -> Result<Self, IssuerError> {
         bootstrap::check_admin_password(&config)?;
         let kek = bootstrap::resolve_kek(&config)?;
+        let tls = tls_config(&config)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             IssuerError::FailedPrecondition(format!("cannot listen on {}: {e}", config.listen))
         })?;
         Ok(Self {
             listener,
             shared: Arc::new(Shared::new(config, clock, kek)?),
+            tls,
         })
     }
 
@@ -109,7 +114,13 @@ impl Issuer {
             .build_v1()
             .map_err(|e| IssuerError::Internal(format!("reflection: {e}")))?;
 
-        let serve = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| IssuerError::FailedPrecondition(format!("TLS: {e}")))?;
+        }
+        let serve = builder
             .timeout(config.request_timeout)
             .trace_fn(tessera_serve::telemetry::grpc_span)
             .layer(grpc_metrics.layer())
@@ -190,4 +201,15 @@ async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter) {
         }
         tokio::time::sleep(shared.config.health_interval).await;
     }
+}
+
+/// The listener's TLS configuration, read (and checked) before binding.
+fn tls_config(config: &IssuerConfig) -> Result<Option<ServerTlsConfig>, IssuerError> {
+    TlsFiles {
+        cert: config.tls_cert.clone(),
+        key: config.tls_key.clone(),
+        client_ca: config.tls_client_ca.clone(),
+    }
+    .server_config()
+    .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))
 }

@@ -5,12 +5,14 @@
 //! to the caller's W3C trace context), [`metrics`] (Prometheus, served on a
 //! port of its own, and a tower layer counting every RPC), [`shed`] (a
 //! global concurrency limit that answers RESOURCE_EXHAUSTED instead of
-//! queueing) and [`shutdown`] (SIGTERM and SIGINT).
+//! queueing), [`tls`] (rustls, optionally mTLS) and [`shutdown`] (SIGTERM
+//! and SIGINT).
 
 pub mod metrics;
 pub mod shed;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 /// What can go wrong setting the plumbing up.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,9 @@ pub enum ServeError {
     /// Logging was already set up in this process.
     #[error("logging is already initialised: {0}")]
     Logging(String),
+    /// The TLS material is missing or unreadable.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The metrics address could not be bound.
     #[error("metrics listener on {addr}: {detail}")]
     MetricsListen {

@@ -10,11 +10,13 @@ use std::time::Duration;
 use tessera_core::Clock;
 use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
 use tessera_serve::shed::ShedLayer;
+use tessera_serve::tls::TlsFiles;
 use tessera_store::{ConnectConfig, Store};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tonic::server::NamedService;
 use tonic::transport::Server;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -29,6 +31,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub struct VerifierServer {
     listener: TcpListener,
     shared: Arc<Shared>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl VerifierServer {
@@ -38,12 +41,14 @@ impl VerifierServer {
         config: VerifierConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, VerifierError> {
+        let tls = tls_config(&config)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             VerifierError::Startup(format!("cannot listen on {}: {e}", config.listen))
         })?;
         Ok(Self {
             listener,
             shared: Arc::new(Shared::new(config, clock)),
+            tls,
         })
     }
 
@@ -102,7 +107,13 @@ impl VerifierServer {
             .map_err(|e| VerifierError::Startup(format!("reflection: {e}")))?;
         let verifier = VerifierServiceServer::new(Verifier(shared.clone()))
             .max_decoding_message_size(config.max_message_bytes);
-        let serve = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| VerifierError::Startup(format!("TLS: {e}")))?;
+        }
+        let serve = builder
             .timeout(config.request_timeout)
             .trace_fn(tessera_serve::telemetry::grpc_span)
             .layer(shared.metrics.grpc.layer())
@@ -226,4 +237,15 @@ async fn keep_in_sync(shared: Arc<Shared>, reporter: HealthReporter) {
         }
         tokio::time::sleep(config.sync_interval).await;
     }
+}
+
+/// The listener's TLS configuration, read (and checked) before binding.
+fn tls_config(config: &VerifierConfig) -> Result<Option<ServerTlsConfig>, VerifierError> {
+    TlsFiles {
+        cert: config.tls_cert.clone(),
+        key: config.tls_key.clone(),
+        client_ca: config.tls_client_ca.clone(),
+    }
+    .server_config()
+    .map_err(|e| VerifierError::Startup(e.to_string()))
 }

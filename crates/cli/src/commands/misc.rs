@@ -14,7 +14,7 @@ pub(crate) async fn keys(
     command: KeyCommand,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    let mut client = KeyServiceClient::new(connect(&global.issuer).await?);
+    let mut client = KeyServiceClient::new(connect(global, &global.issuer).await?);
     match command {
         KeyCommand::List { jwks } => {
             let reply = client.list_keys(v1::ListKeysRequest {}).await?.into_inner();
@@ -53,7 +53,7 @@ pub(crate) async fn audit(
         actor: args.actor.unwrap_or_default(),
         action: args.action.unwrap_or_default(),
     };
-    let reply = AuditServiceClient::new(connect(&global.issuer).await?)
+    let reply = AuditServiceClient::new(connect(global, &global.issuer).await?)
         .list_audit_events(authorized(global, request)?)
         .await?
         .into_inner();
@@ -72,7 +72,7 @@ pub(crate) async fn verify(
         action: args.action.unwrap_or_default(),
         ..Default::default()
     };
-    let answer = VerifierServiceClient::new(connect(&global.verifier).await?)
+    let answer = VerifierServiceClient::new(connect(global, &global.verifier).await?)
         .verify(request)
         .await?
         .into_inner();

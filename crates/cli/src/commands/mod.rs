@@ -18,7 +18,7 @@ use std::time::Duration;
 use tessera_proto::v1;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     let global = cli.global;
@@ -36,19 +36,44 @@ pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-/// Opens a channel to `endpoint`.
-pub(crate) async fn connect(endpoint: &str) -> Result<Channel, CliError> {
+/// Opens a channel to `endpoint`, over TLS for `https://` addresses.
+pub(crate) async fn connect(global: &Global, endpoint: &str) -> Result<Channel, CliError> {
     let failed = |detail: String| CliError::Connect {
         endpoint: endpoint.into(),
         detail,
     };
-    Endpoint::from_shared(endpoint.to_owned())
+    let mut target = Endpoint::from_shared(endpoint.to_owned())
         .map_err(|e| failed(e.to_string()))?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(30));
+    if endpoint.starts_with("https://") {
+        target = target
+            .tls_config(tls(global)?)
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    target
         .connect()
         .await
         .map_err(|e| failed(format!("{e} (is it running?)")))
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::Local(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The client TLS settings: the CA to trust, and a client identity for mTLS.
+fn tls(global: &Global) -> Result<ClientTlsConfig, CliError> {
+    let Some(ca) = &global.ca_cert else {
+        return Err(CliError::Usage(
+            "an https:// address needs --ca-cert (or TESSERA_CA_CERT) naming the CA to trust"
+                .into(),
+        ));
+    };
+    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
+    if let (Some(cert), Some(key)) = (&global.client_cert, &global.client_key) {
+        config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(config)
 }
 
 fn basic_value(global: &Global) -> Option<String> {

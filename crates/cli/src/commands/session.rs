@@ -27,7 +27,7 @@ pub(crate) async fn login(
         kind: kind as i32,
         expires_in: args.expires_in.map(super::proto_duration),
     };
-    let reply = SessionServiceClient::new(connect(&global.issuer).await?)
+    let reply = SessionServiceClient::new(connect(global, &global.issuer).await?)
         .login(with_authorization(request, &basic)?)
         .await?
         .into_inner();
@@ -61,7 +61,7 @@ pub(crate) async fn logout(global: &Global, printer: &mut Printer<'_>) -> Result
         )?;
         return Ok(());
     };
-    let result = SessionServiceClient::new(connect(&saved.issuer).await?)
+    let result = SessionServiceClient::new(connect(global, &saved.issuer).await?)
         .logout(with_authorization(
             v1::LogoutRequest {},
             &format!("Bearer {}", saved.token),

@@ -39,7 +39,7 @@ pub(crate) async fn run(
     command: TokenCommand,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    let mut client = TokenServiceClient::new(connect(&global.issuer).await?);
+    let mut client = TokenServiceClient::new(connect(global, &global.issuer).await?);
     match command {
         TokenCommand::Create(args) => {
             let request = v1::CreateTokenRequest {

@@ -11,7 +11,7 @@ pub(crate) async fn run(
     command: UserCommand,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    let mut client = UserServiceClient::new(connect(&global.issuer).await?);
+    let mut client = UserServiceClient::new(connect(global, &global.issuer).await?);
     match command {
         UserCommand::Create {
             username,
