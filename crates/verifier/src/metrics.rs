@@ -6,6 +6,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use tessera_proto::v1::VerifyReason;
 use tessera_serve::metrics::GrpcMetrics;
 
 /// Label of a Verify answer.
@@ -20,6 +21,9 @@ pub struct VerifierMetrics {
     pub grpc: GrpcMetrics,
     /// Verify answers by reason.
     pub answers: Family<ReasonLabel, Counter>,
+    /// The counter of each reason, by its number, resolved once so the hot
+    /// path is one atomic add.
+    by_reason: Vec<Counter>,
     /// Entries in the revocation set.
     pub revocation_entries: Gauge,
     /// The last revocation sequence number applied.
@@ -33,9 +37,10 @@ pub struct VerifierMetrics {
 impl VerifierMetrics {
     /// Registers the metrics, and the signature cache's counters, in `registry`.
     pub fn register(registry: &mut Registry, cache_hits: Counter, cache_misses: Counter) -> Self {
-        let metrics = Self {
+        let mut metrics = Self {
             grpc: GrpcMetrics::register(registry),
             answers: Family::default(),
+            by_reason: Vec::new(),
             revocation_entries: Gauge::default(),
             last_seq: Gauge::default(),
             staleness_seconds: Gauge::default(),
@@ -46,6 +51,19 @@ impl VerifierMetrics {
             "Verify answers by reason",
             metrics.answers.clone(),
         );
+        metrics.by_reason = (0..=VerifyReason::Stale as i32)
+            .map(|n| {
+                let name = VerifyReason::try_from(n)
+                    .unwrap_or(VerifyReason::Unspecified)
+                    .as_str_name()
+                    .trim_start_matches("VERIFY_REASON_")
+                    .to_owned();
+                metrics
+                    .answers
+                    .get_or_create(&ReasonLabel { reason: name })
+                    .clone()
+            })
+            .collect();
         registry.register(
             "revocation_entries",
             "Entries in the in-memory revocation set",
@@ -77,5 +95,15 @@ impl VerifierMetrics {
             cache_misses,
         );
         metrics
+    }
+}
+
+impl VerifierMetrics {
+    /// Counts one Verify answer.
+    pub fn answered(&self, reason: i32) {
+        let index = usize::try_from(reason).unwrap_or(0);
+        if let Some(counter) = self.by_reason.get(index).or_else(|| self.by_reason.first()) {
+            counter.inc();
+        }
     }
 }

@@ -3,7 +3,7 @@
 use crate::cache::SignatureCache;
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
-use crate::metrics::{ReasonLabel, VerifierMetrics};
+use crate::metrics::VerifierMetrics;
 use crate::verify::{self, Policy, Signature};
 use crate::view::View;
 use prometheus_client::registry::Registry;
@@ -85,16 +85,7 @@ impl Shared {
         request: &v1::VerifyRequest,
     ) -> Result<v1::VerifyResponse, VerifierError> {
         let answer = self.decide(request).await?;
-        let reason = VerifyReason::try_from(answer.reason).unwrap_or(VerifyReason::Unspecified);
-        self.metrics
-            .answers
-            .get_or_create(&ReasonLabel {
-                reason: reason
-                    .as_str_name()
-                    .trim_start_matches("VERIFY_REASON_")
-                    .to_owned(),
-            })
-            .inc();
+        self.metrics.answered(answer.reason);
         Ok(answer)
     }
 
