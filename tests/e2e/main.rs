@@ -10,6 +10,8 @@ mod key_rotation;
 mod keys;
 mod login;
 mod operations;
+mod permission_access;
+mod permissions;
 mod revocation_contract;
 mod rotation;
 mod sessions;

@@ -155,4 +155,80 @@ mod tests {
     fn the_wildcard_grant_allows_everything() {
         assert!(Grant::everything().allows("jobs/7", "manage"));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn resource() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(WILDCARD.to_owned()),
+                Just("repositories".to_owned()),
+                Just("jobs".to_owned()),
+                Just("repositories/Samples".to_owned()),
+                Just("repositories/Other".to_owned()),
+                Just("repositoriesX".to_owned()),
+                Just("jobs/7".to_owned()),
+            ]
+        }
+
+        fn action() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just(WILDCARD.to_owned()),
+                Just("read".to_owned()),
+                Just("run".to_owned()),
+                Just("manage".to_owned()),
+            ]
+        }
+
+        fn grant() -> impl Strategy<Value = Grant> {
+            (resource(), prop::collection::vec(action(), 0..3))
+                .prop_map(|(resource, actions)| Grant { resource, actions })
+        }
+
+        fn grant_set() -> impl Strategy<Value = Vec<Grant>> {
+            prop::collection::vec(grant(), 0..4)
+        }
+
+        fn probe() -> impl Strategy<Value = (String, String)> {
+            // Concrete requests: a verifier asks about a resource and an action.
+            (resource(), action())
+        }
+
+        proptest! {
+            #[test]
+            fn a_set_allows_only_what_one_of_its_grants_covers(
+                set in grant_set(),
+                (res, act) in probe(),
+            ) {
+                let any_one = set.iter().any(|g| g.allows(&res, &act));
+                prop_assert_eq!(allows(&set, &res, &act), any_one);
+                if set.is_empty() {
+                    prop_assert!(!allows(&set, &res, &act));
+                }
+            }
+
+            #[test]
+            fn intersect_never_allows_more_than_either_side(
+                a in grant_set(),
+                b in grant_set(),
+                (res, act) in probe(),
+            ) {
+                let both = intersect(&a, &b);
+                if allows(&both, &res, &act) {
+                    prop_assert!(allows(&a, &res, &act), "{both:?} allows {res}:{act} beyond {a:?}");
+                    prop_assert!(allows(&b, &res, &act), "{both:?} allows {res}:{act} beyond {b:?}");
+                }
+            }
+
+            #[test]
+            fn intersect_with_everything_changes_nothing(
+                a in grant_set(),
+                (res, act) in probe(),
+            ) {
+                let both = intersect(&a, &[Grant::everything()]);
+                prop_assert_eq!(allows(&both, &res, &act), allows(&a, &res, &act));
+            }
+        }
+    }
 }

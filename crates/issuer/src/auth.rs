@@ -101,9 +101,34 @@ impl Caller {
         }
     }
 
-    /// Whether the caller is an administrator.
-    pub fn is_admin(&self) -> bool {
-        self.user.admin
+    /// Whether the caller may do `action` on `resource`: its ceiling (the
+    /// user's grants, or the calling token's) allows it. Administrators hold
+    /// `*`, so they pass unless they called with a narrower token.
+    pub fn may(&self, resource: &str, action: &str) -> Result<bool, IssuerError> {
+        Ok(grants::allows(&self.ceiling()?, resource, action))
+    }
+
+    /// Refuses the call unless the caller may do `action` on `resource`;
+    /// `doing` says what it was for ("manage users").
+    pub fn require(&self, resource: &str, action: &str, doing: &str) -> Result<(), IssuerError> {
+        if self.may(resource, action)? {
+            return Ok(());
+        }
+        let how = if self.token.is_some() {
+            "call with a password or a token that holds it"
+        } else {
+            "ask an administrator to grant it to you"
+        };
+        Err(IssuerError::PermissionDenied(format!(
+            "to {doing} you need the grant `{resource}: {action}`: {how}"
+        )))
+    }
+
+    /// Whether the caller holds every grant (`*` on `*`): what making or
+    /// changing an administrator takes, so that a user manager cannot make
+    /// itself more than it is.
+    pub fn holds_everything(&self) -> Result<bool, IssuerError> {
+        self.may(grants::WILDCARD, grants::WILDCARD)
     }
 
     /// The most the caller may hand on to a token it makes: its owner's

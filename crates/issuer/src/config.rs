@@ -50,6 +50,12 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// A permission catalog file (TOML: resource types, their actions and
+    /// the dependencies between grants) replacing the built-in one. An
+    /// invalid catalog stops the start.
+    #[arg(long, env = "TESSERA_CATALOG")]
+    pub catalog: Option<PathBuf>,
+
     /// The `iss` claim of every token.
     #[arg(long, env = "TESSERA_ISSUER_NAME", default_value = "tessera")]
     pub issuer_name: String,
@@ -150,6 +156,7 @@ impl IssuerConfig {
             kek: None,
             kek_file: None,
             admin_password: None,
+            catalog: None,
             issuer_name: "tessera".into(),
             default_token_lifetime: Duration::from_secs(7 * 86_400),
             max_token_lifetime: Duration::from_secs(365 * 86_400),

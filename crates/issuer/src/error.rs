@@ -8,6 +8,10 @@ use tessera_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// The `type` of each `PreconditionFailure` violation listing a missing
+/// dependency; its `subject` is the grant, `resource:action`.
+pub const MISSING_DEPENDENCY: &str = "MISSING_DEPENDENCY";
+
 /// One bad field of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -38,6 +42,14 @@ pub enum IssuerError {
     /// The request is valid but the system's state refuses it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Grants that need other grants the request lacks (the permission
+    /// catalog's dependencies): each missing grant is listed in the
+    /// status's `PreconditionFailure` details.
+    #[error("{message}")]
+    MissingDependencies {
+        message: String,
+        missing: Vec<tessera_core::Grant>,
+    },
     /// A concurrent change won a race (a rotation of the same token); read
     /// the current state and retry.
     #[error("{0}")]
@@ -81,7 +93,9 @@ impl IssuerError {
             IssuerError::PermissionDenied(_) => "PERMISSION_DENIED",
             IssuerError::NotFound(_) => "NOT_FOUND",
             IssuerError::AlreadyExists(_) => "ALREADY_EXISTS",
-            IssuerError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+            IssuerError::FailedPrecondition(_) | IssuerError::MissingDependencies { .. } => {
+                "FAILED_PRECONDITION"
+            }
             IssuerError::Aborted(_) => "ABORTED",
             IssuerError::Unavailable(_) => "UNAVAILABLE",
             IssuerError::Unimplemented(_) => "UNIMPLEMENTED",
@@ -126,6 +140,17 @@ impl From<IssuerError> for Status {
             IssuerError::NotFound(m) => Status::not_found(m),
             IssuerError::AlreadyExists(m) => Status::already_exists(m),
             IssuerError::FailedPrecondition(m) => Status::failed_precondition(m),
+            IssuerError::MissingDependencies { message, missing } => {
+                let mut details = ErrorDetails::new();
+                for g in missing {
+                    details.add_precondition_failure_violation(
+                        MISSING_DEPENDENCY,
+                        format!("{}:{}", g.resource, g.actions.join(",")),
+                        "the requested grants depend on this one",
+                    );
+                }
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             IssuerError::Aborted(m) => Status::aborted(m),
             IssuerError::Unavailable(m) => Status::unavailable(m),
             IssuerError::Unimplemented(rpc) => Status::unimplemented(format!(

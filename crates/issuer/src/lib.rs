@@ -15,6 +15,7 @@
 mod audited;
 mod auth;
 mod bootstrap;
+mod catalog;
 pub mod config;
 mod convert;
 pub mod error;

@@ -1,12 +1,12 @@
-//! What every RPC handler shares: configuration, the clock, the store once
-//! it is ready, and the key caches.
+//! What every RPC handler shares: configuration, the clock, the permission
+//! catalog, the store once it is ready, and the key caches.
 
 use crate::IssuerConfig;
 use crate::error::IssuerError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tessera_core::keys::{Kek, Signer, VerifyingKey};
-use tessera_core::{Clock, password};
+use tessera_core::{Catalog, Clock, password};
 use tessera_store::Store;
 
 /// The issuer's shared state.
@@ -15,6 +15,8 @@ pub(crate) struct Shared {
     pub config: IssuerConfig,
     pub clock: Arc<dyn Clock>,
     pub kek: Kek,
+    /// The permission catalog grants are checked against.
+    pub catalog: Catalog,
     store: OnceLock<Store>,
     signers: Mutex<HashMap<String, Signer>>,
     verifying: RwLock<HashMap<String, VerifyingKey>>,
@@ -24,10 +26,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(config: IssuerConfig, clock: Arc<dyn Clock>, kek: Kek) -> Result<Self, IssuerError> {
+        let catalog = crate::catalog::load(config.catalog.as_deref())?;
         Ok(Self {
             config,
             clock,
             kek,
+            catalog,
             store: OnceLock::new(),
             signers: Mutex::new(HashMap::new()),
             verifying: RwLock::new(HashMap::new()),

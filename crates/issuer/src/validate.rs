@@ -4,7 +4,8 @@ use crate::error::{FieldViolation, IssuerError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::time::Duration;
-use tessera_core::{Grant, password};
+use tessera_core::catalog::GrantPart;
+use tessera_core::{Catalog, Grant, password};
 use tessera_proto::v1;
 
 /// Longest token name, in characters.
@@ -64,8 +65,15 @@ pub fn description(v: &mut Violations, field: &str, description: &str) {
     }
 }
 
-/// Requested grants, turned into core grants.
-pub fn grants(v: &mut Violations, field: &str, grants: &[v1::Grant]) -> Vec<Grant> {
+/// Requested grants, turned into core grants and checked against the
+/// permission catalog: unknown resource types, unknown actions, and general
+/// actions named on one item are refused, each naming what to use instead.
+pub fn grants(
+    v: &mut Violations,
+    catalog: &Catalog,
+    field: &str,
+    grants: &[v1::Grant],
+) -> Vec<Grant> {
     let mut out = Vec::with_capacity(grants.len());
     for (i, g) in grants.iter().enumerate() {
         let resource = g.resource.trim();
@@ -94,13 +102,22 @@ pub fn grants(v: &mut Violations, field: &str, grants: &[v1::Grant]) -> Vec<Gran
             );
             continue;
         }
-        out.push(
-            Grant {
-                resource: resource.into(),
-                actions: g.actions.iter().map(|a| a.trim().to_owned()).collect(),
-            }
-            .normalized(),
-        );
+        let grant = Grant {
+            resource: resource.into(),
+            actions: g.actions.iter().map(|a| a.trim().to_owned()).collect(),
+        }
+        .normalized();
+        let problems = catalog.check(&grant);
+        if problems.is_empty() {
+            out.push(grant);
+        }
+        for p in problems {
+            let part = match p.part {
+                GrantPart::Resource => "resource",
+                GrantPart::Actions => "actions",
+            };
+            v.add(format!("{field}[{i}].{part}"), p.description);
+        }
     }
     out
 }

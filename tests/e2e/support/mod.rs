@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod lifecycle;
+pub mod permissions;
 pub mod proxy;
 pub mod verifier;
 

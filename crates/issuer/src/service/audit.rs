@@ -1,5 +1,5 @@
-//! `AuditService`: read the audit log. Administrators see every event,
-//! others only their own.
+//! `AuditService`: read the audit log. Callers holding `users: manage`
+//! (administrators do) see every event, others only their own.
 
 use crate::auth;
 use crate::convert;
@@ -35,14 +35,13 @@ impl Audit {
             None => None,
         };
         v.finish()?;
-        let actor = if caller.is_admin() {
+        let actor = if caller.may("users", "manage")? {
             Some(body.actor).filter(|a| !a.is_empty())
         } else if body.actor.is_empty() || body.actor == caller.user.username {
             Some(caller.user.username.clone())
         } else {
-            return Err(IssuerError::PermissionDenied(
-                "only administrators may read other users' audit events".into(),
-            ));
+            caller.require("users", "manage", "read other users' audit events")?;
+            None
         };
         let mut rows = store
             .list_audit(AuditFilter {

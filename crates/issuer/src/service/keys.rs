@@ -8,7 +8,7 @@ use crate::error::IssuerError;
 use crate::state::Shared;
 use crate::validate::{self, Violations};
 use std::sync::Arc;
-use tessera_core::{grants, keys};
+use tessera_core::keys;
 use tessera_proto::v1::{self, key_service_server::KeyService};
 use tessera_store::Store;
 use tessera_store::audit::NewAudit;
@@ -75,18 +75,7 @@ impl Keys {
         caller: &Caller,
         body: v1::RotateKeyRequest,
     ) -> Result<v1::RotateKeyResponse, IssuerError> {
-        if !caller.is_admin() {
-            return Err(IssuerError::PermissionDenied(
-                "only administrators may rotate the signing key".into(),
-            ));
-        }
-        if !grants::allows(&caller.ceiling()?, "keys", "manage") {
-            return Err(IssuerError::PermissionDenied(
-                "this token does not allow managing keys (keys: manage): call with a password \
-                 or a session token"
-                    .into(),
-            ));
-        }
+        caller.require("keys", "manage", "rotate the signing key")?;
         let shared = &self.0;
         let mut v = Violations::default();
         let delay = if body.immediate {

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod session;
+pub(crate) mod token_grants;
 pub(crate) mod token_secrets;
 pub(crate) mod token_select;
 pub(crate) mod token_state;

@@ -2,7 +2,8 @@
 //! the settings of another) and RotateToken (a new secret for the same
 //! token, the way to widen it or re-activate it once expired).
 
-use super::token_select::{self, ceiling_for, excess, is_session, require_enabled_owner, resolve};
+use super::token_grants;
+use super::token_select::{self, ceiling_for, is_session, require_enabled_owner, resolve};
 use crate::auth::Caller;
 use crate::convert;
 use crate::error::IssuerError;
@@ -56,14 +57,10 @@ pub(crate) async fn duplicate(
         ceiling
     } else {
         let held = tokens::grants_of(&source)?;
-        let over = excess(&ceiling, &held);
-        if !over.is_empty() {
-            return Err(IssuerError::PermissionDenied(format!(
-                "the copy cannot hold more than its owner or you hold: not grantable: {}",
-                over.join(", ")
-            )));
-        }
-        held
+        token_grants::within(&ceiling, &held, "its owner or you hold")?;
+        // The source's grants were complete when made; a catalog changed
+        // since may ask for more, which a copy does not add silently.
+        token_grants::with_dependencies(&shared.catalog, held, false)?.0
     };
     let now = shared.now();
     let description = if body.description.is_empty() {
@@ -107,13 +104,14 @@ struct Wanted {
     expire_time: Option<i64>,
     grants: Vec<Grant>,
     replace: bool,
+    add_dependencies: bool,
     overlap: i64,
 }
 
 fn wanted(shared: &Shared, body: &v1::RotateTokenRequest, now: i64) -> Result<Wanted, IssuerError> {
     let config = &shared.config;
     let mut v = Violations::default();
-    let grants = validate::grants(&mut v, "permissions", &body.permissions);
+    let grants = validate::grants(&mut v, &shared.catalog, "permissions", &body.permissions);
     let lifetime = match &body.expiration {
         None => None,
         Some(v1::rotate_token_request::Expiration::ExpiresIn(d)) => Some(Lifetime::ExpiresIn(d)),
@@ -145,6 +143,7 @@ fn wanted(shared: &Shared, body: &v1::RotateTokenRequest, now: i64) -> Result<Wa
         expire_time,
         grants,
         replace: body.replace_permissions,
+        add_dependencies: body.grant_dependencies,
         overlap,
     })
 }
@@ -186,7 +185,7 @@ pub(crate) async fn rotate(
     // The version this request saw: a rotation that committed since wins,
     // and this one is refused (compare-and-swap) rather than stacked on it.
     let seen_version = tokens::version_of(&row);
-    let (row, (secret, previous_end)) = store
+    let (row, (secret, previous_end, added)) = store
         .change_token(&row.id, now, |row| {
             if tokens::version_of(row) != seen_version {
                 return Err(IssuerError::Aborted(
@@ -207,13 +206,19 @@ pub(crate) async fn rotate(
             };
             grants.sort();
             grants.dedup();
-            let over = excess(&ceiling, &grants);
-            if !over.is_empty() {
-                return Err(IssuerError::PermissionDenied(format!(
-                    "a token cannot hold more than its owner or you hold: not grantable: {}",
-                    over.join(", ")
-                )));
-            }
+            token_grants::within(&ceiling, &grants, "its owner or you hold")?;
+            // A fresh "all permissions" snapshot is taken as the owner's
+            // grants are; named grants must bring their dependencies.
+            let (grants, added) = if all_permissions {
+                (grants, Vec::new())
+            } else {
+                token_grants::with_dependencies(&shared.catalog, grants, wanted.add_dependencies)?
+            };
+            token_grants::within(
+                &ceiling,
+                &added,
+                "its owner or you hold (the added dependencies)",
+            )?;
             let expire_time = wanted
                 .expire_time
                 .unwrap_or_else(|| now.saturating_add(current_lifetime(shared, row)));
@@ -269,7 +274,7 @@ pub(crate) async fn rotate(
                         format!("secret version {version}; previous accepted until {previous_end}"),
                     ),
             };
-            Ok((change, (secret, previous_end)))
+            Ok((change, (secret, previous_end, added)))
         })
         .await
         .map_err(token_select::gone_is_not_found)?;
@@ -278,7 +283,7 @@ pub(crate) async fn rotate(
         token: Some(convert::token(row, &owner.username, now)?),
         secret,
         previous_secret_expire_time: convert::timestamp(previous_end),
-        added_dependencies: Vec::new(),
+        added_dependencies: added.into_iter().map(convert::grant).collect(),
     })
 }
 

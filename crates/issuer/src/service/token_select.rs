@@ -39,16 +39,20 @@ pub(crate) fn excess(ceiling: &[Grant], wanted: &[Grant]) -> Vec<String> {
 }
 
 /// The most the caller may give a token owned by `owner`: the owner's
-/// grants, held to the caller's token when the call was made with one.
+/// grants, held to the caller's own ceiling (its grants, or its token's).
+/// A manager of other users' tokens receives the secrets it duplicates or
+/// rotates, so it must never mint more than it could hold itself.
 pub(crate) fn ceiling_for(caller: &Caller, owner: &user::Model) -> Result<Vec<Grant>, IssuerError> {
     if caller.user.id == owner.id {
         return caller.ceiling();
     }
     let owners = auth::user_grants(owner)?;
-    Ok(match &caller.token {
-        Some(_) => grants::intersect(&owners, &caller.token_grants),
-        None => owners,
-    })
+    Ok(grants::intersect(&owners, &caller.ceiling()?))
+}
+
+/// Whether the caller may see and manage other users' tokens.
+pub(crate) fn manages_tokens(caller: &Caller) -> Result<bool, IssuerError> {
+    caller.may("tokens", "manage")
 }
 
 /// Refuses to issue a secret for a disabled owner: the verifiers know a
@@ -86,8 +90,8 @@ pub(crate) fn target(caller: &Caller, selector: Option<&v1::TokenSelector>) -> S
 }
 
 /// Finds the token a selector names, as the caller may see it. Someone
-/// else's token is "not found" to a caller who may not manage it, so its
-/// existence is not revealed.
+/// else's token is visible only with `tokens: manage`; to any other caller
+/// it is "not found", so its existence is not revealed.
 pub(crate) async fn resolve(
     store: &Store,
     caller: &Caller,
@@ -105,7 +109,7 @@ pub(crate) async fn resolve(
     } else {
         let owner = if sel.owner.is_empty() || sel.owner == caller.user.username {
             Some(caller.user.clone())
-        } else if caller.is_admin() {
+        } else if manages_tokens(caller)? {
             store.user_by_username(&sel.owner).await?
         } else {
             None
@@ -119,7 +123,7 @@ pub(crate) async fn resolve(
     if row.owner_id == caller.user.id {
         return Ok((row, caller.user.clone()));
     }
-    if !caller.is_admin() {
+    if !manages_tokens(caller)? {
         return Err(not_found());
     }
     let owner = store

@@ -9,7 +9,7 @@ use crate::convert;
 use crate::error::IssuerError;
 use crate::state::Shared;
 use crate::validate::{self, Violations};
-use tessera_core::Grant;
+use tessera_core::{Catalog, Grant};
 use tessera_proto::v1;
 use tessera_store::audit::NewAudit;
 use tessera_store::entity::token;
@@ -126,7 +126,11 @@ impl Wanted {
     }
 }
 
-fn wanted(body: &v1::UpdateTokenRequest, now: i64) -> Result<Wanted, IssuerError> {
+fn wanted(
+    catalog: &Catalog,
+    body: &v1::UpdateTokenRequest,
+    now: i64,
+) -> Result<Wanted, IssuerError> {
     let new = body.token.clone().unwrap_or_default();
     let mut v = Violations::default();
     let mut implied = Vec::new();
@@ -182,7 +186,7 @@ fn wanted(body: &v1::UpdateTokenRequest, now: i64) -> Result<Wanted, IssuerError
         }
     }
     let grants = if names("permissions") {
-        let mut grants = validate::grants(&mut v, "token.permissions", &new.permissions);
+        let mut grants = validate::grants(&mut v, catalog, "token.permissions", &new.permissions);
         grants.sort();
         grants.dedup();
         grants
@@ -202,6 +206,7 @@ fn wanted(body: &v1::UpdateTokenRequest, now: i64) -> Result<Wanted, IssuerError
 
 /// Decides what an update writes, on the row as it is now.
 fn decide(
+    catalog: &Catalog,
     caller: &Caller,
     wanted: &Wanted,
     row: &token::Model,
@@ -254,6 +259,15 @@ fn decide(
                 over.join(", ")
             )));
         }
+        // Narrowing may not leave a grant without what it depends on; an
+        // update cannot add grants (that would widen the secret).
+        let missing = catalog.missing_dependencies(&wanted.grants);
+        if !missing.is_empty() {
+            return Err(super::token_grants::missing_dependencies(
+                missing,
+                "keep them too, or remove the grants that need them",
+            ));
+        }
         if wanted.grants != held {
             update.grants = Some(wanted.grants.clone());
             // No longer a snapshot of everything the owner holds.
@@ -299,12 +313,12 @@ pub(crate) async fn update(
     body: v1::UpdateTokenRequest,
 ) -> Result<v1::Token, IssuerError> {
     let now = shared.now();
-    let wanted = wanted(&body, now)?;
+    let wanted = wanted(&shared.catalog, &body, now)?;
     let store = shared.store()?;
     let (row, owner) = resolve(store, caller, body.target.as_ref(), "target").await?;
     let (row, ()) = store
         .change_token(&row.id, now, |row| {
-            Ok((decide(caller, &wanted, row, now)?, ()))
+            Ok((decide(&shared.catalog, caller, &wanted, row, now)?, ()))
         })
         .await
         .map_err(|e| match e {

@@ -2,6 +2,7 @@
 //! dispatch of the lifecycle RPCs to [`super::token_state`] (changes in
 //! place) and [`super::token_secrets`] (changes that issue a new secret).
 
+use super::token_grants;
 use super::token_secrets;
 use super::token_select::{self, resolve};
 use super::token_state;
@@ -36,7 +37,7 @@ impl Tokens {
         let mut v = Violations::default();
         validate::name(&mut v, "name", &body.name);
         validate::description(&mut v, "description", &body.description);
-        let requested = validate::grants(&mut v, "permissions", &body.permissions);
+        let requested = validate::grants(&mut v, &shared.catalog, "permissions", &body.permissions);
         let lifetime = match &body.expiration {
             None => Lifetime::Default(validate::secs(config.default_token_lifetime)),
             Some(v1::create_token_request::Expiration::ExpiresIn(d)) => Lifetime::ExpiresIn(d),
@@ -47,17 +48,19 @@ impl Tokens {
         let expire_time = expire_time.unwrap_or(now);
 
         let ceiling = caller.ceiling()?;
-        let grants = if body.all_permissions {
-            ceiling
+        // "All permissions" is a snapshot of what the creator holds, taken
+        // as it is: dependencies are checked on the grants a request names.
+        let (grants, added) = if body.all_permissions {
+            (ceiling, Vec::new())
         } else {
-            let over = token_select::excess(&ceiling, &requested);
-            if !over.is_empty() {
-                return Err(IssuerError::PermissionDenied(format!(
-                    "a token cannot hold more than its creator: not yours to grant: {}",
-                    over.join(", ")
-                )));
-            }
-            requested
+            token_grants::within(&ceiling, &requested, "its creator")?;
+            let (grants, added) = token_grants::with_dependencies(
+                &shared.catalog,
+                requested,
+                body.grant_dependencies,
+            )?;
+            token_grants::within(&ceiling, &added, "its creator (the added dependencies)")?;
+            (grants, added)
         };
 
         let store = shared.store()?;
@@ -88,7 +91,7 @@ impl Tokens {
         Ok(v1::CreateTokenResponse {
             token: Some(convert::token(row, &caller.user.username, now)?),
             secret,
-            added_dependencies: Vec::new(),
+            added_dependencies: added.into_iter().map(convert::grant).collect(),
         })
     }
 
@@ -155,10 +158,9 @@ impl Tokens {
         let owner_id = match body.owner.as_str() {
             "" => Some(caller.user.id.clone()),
             name if name == caller.user.username => Some(caller.user.id.clone()),
-            _ if !caller.is_admin() => {
-                return Err(IssuerError::PermissionDenied(
-                    "only administrators may list other users' tokens".into(),
-                ));
+            _ if !token_select::manages_tokens(caller)? => {
+                caller.require("tokens", "manage", "list other users' tokens")?;
+                None
             }
             "-" => None,
             name => match store.user_by_username(name).await? {

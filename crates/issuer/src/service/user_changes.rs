@@ -7,13 +7,16 @@
 //! was disabled: the user logs in again, or rotates the API tokens.
 
 use super::token_select::excess;
-use super::users::{find, hash_password, is_self, require_admin, username_taken};
+use super::users::{
+    find, hash_password, is_self, require_complete, require_grantable, require_may_change,
+    require_user_manager, username_taken,
+};
 use crate::auth::{self, Caller};
 use crate::convert;
 use crate::error::IssuerError;
 use crate::state::Shared;
 use crate::validate::{self, Violations};
-use tessera_core::Grant;
+use tessera_core::{Catalog, Grant};
 use tessera_proto::v1;
 use tessera_store::audit::NewAudit;
 use tessera_store::entity::user;
@@ -72,7 +75,7 @@ impl Wanted {
     }
 }
 
-fn wanted(body: v1::UpdateUserRequest) -> Result<Wanted, IssuerError> {
+fn wanted(catalog: &Catalog, body: v1::UpdateUserRequest) -> Result<Wanted, IssuerError> {
     let user = body.user.unwrap_or_default();
     let mut v = Violations::default();
     if user.id.is_empty() && user.username.is_empty() {
@@ -117,7 +120,7 @@ fn wanted(body: v1::UpdateUserRequest) -> Result<Wanted, IssuerError> {
         }
     }
     let mut grants = if paths.iter().any(|p| p == "grants") {
-        validate::grants(&mut v, "user.grants", &user.grants)
+        validate::grants(&mut v, catalog, "user.grants", &user.grants)
     } else {
         Vec::new()
     };
@@ -233,8 +236,14 @@ pub(crate) async fn update(
     caller: &Caller,
     body: v1::UpdateUserRequest,
 ) -> Result<v1::User, IssuerError> {
-    require_admin(caller)?;
-    let wanted = wanted(body)?;
+    require_user_manager(caller)?;
+    let wanted = wanted(&shared.catalog, body)?;
+    require_grantable(
+        caller,
+        wanted.names("admin") && wanted.user.admin,
+        &wanted.grants,
+    )?;
+    require_complete(&shared.catalog, &wanted.grants)?;
     let store = shared.store()?;
     let selector = if wanted.user.id.is_empty() {
         &wanted.user.username
@@ -242,6 +251,7 @@ pub(crate) async fn update(
         &wanted.user.id
     };
     let target = find(store, selector).await?;
+    require_may_change(caller, &target)?;
     let now = shared.now();
     let (row, ()) = store
         .change_user(&target.id, now, |row, context| {
@@ -263,7 +273,7 @@ pub(crate) async fn delete(
     caller: &Caller,
     body: v1::DeleteUserRequest,
 ) -> Result<v1::DeleteUserResponse, IssuerError> {
-    require_admin(caller)?;
+    require_user_manager(caller)?;
     if body.user.is_empty() {
         return Err(IssuerError::invalid(
             "user",
@@ -272,6 +282,7 @@ pub(crate) async fn delete(
     }
     let store = shared.store()?;
     let target = find(store, &body.user).await?;
+    require_may_change(caller, &target)?;
     let now = shared.now();
     let row = store
         .delete_user(&target.id, now, |row, context| {
@@ -295,8 +306,9 @@ pub(crate) async fn delete(
     Ok(v1::DeleteUserResponse {})
 }
 
-/// SetPassword: administrators for anyone; a user for themself, with the
-/// current password. Every token of the user issued before is revoked.
+/// SetPassword: callers holding `users: manage` for anyone (an
+/// administrator only by a caller holding `*`); a user for themself, with
+/// the current password. Every token of the user issued before is revoked.
 pub(crate) async fn set_password(
     shared: &Shared,
     caller: &Caller,
@@ -304,7 +316,7 @@ pub(crate) async fn set_password(
 ) -> Result<v1::SetPasswordResponse, IssuerError> {
     let own = is_self(caller, &body.user);
     if !own {
-        require_admin(caller)?;
+        require_user_manager(caller)?;
     }
     let mut v = Violations::default();
     validate::new_password(&mut v, "new_password", &body.new_password);
@@ -328,7 +340,9 @@ pub(crate) async fn set_password(
     let target = if own {
         caller.user.clone()
     } else {
-        find(store, &body.user).await?
+        let target = find(store, &body.user).await?;
+        require_may_change(caller, &target)?;
+        target
     };
     let hash = hash_password(&body.new_password).await?;
     let now = shared.now();

@@ -2,11 +2,14 @@
 //! Creating, reading and listing live here; changes that revoke or narrow
 //! tokens live in [`super::user_changes`].
 //!
-//! Managing users needs the administrator flag (a later permission model
-//! adds `users: manage`); a caller using a token must also hold a token that
-//! allows `users: manage` (an administrator's sessions do), so a narrow API
-//! token of an administrator cannot manage users.
+//! Managing users needs the grant `users: manage` (administrators hold `*`,
+//! so they have it). A caller using a token needs it in that token, so a
+//! narrow API token of an administrator cannot manage users. A user manager
+//! who is not an administrator cannot make itself more: making or changing an
+//! administrator needs every grant (`*`), and the grants it gives a user must
+//! lie within its own.
 
+use super::token_select::excess;
 use super::user_changes;
 use crate::audited;
 use crate::auth::{self, Caller};
@@ -15,7 +18,7 @@ use crate::error::IssuerError;
 use crate::state::Shared;
 use crate::validate::{self, Violations};
 use std::sync::Arc;
-use tessera_core::{grants, password};
+use tessera_core::{Catalog, Grant, password};
 use tessera_proto::v1::{self, user_service_server::UserService};
 use tessera_store::audit::NewAudit;
 use tessera_store::entity::user;
@@ -26,18 +29,55 @@ use tonic::{Request, Response, Status};
 pub(crate) struct Users(pub Arc<Shared>);
 
 /// Refuses callers who may not manage users.
-pub(crate) fn require_admin(caller: &Caller) -> Result<(), IssuerError> {
-    if !caller.is_admin() {
+pub(crate) fn require_user_manager(caller: &Caller) -> Result<(), IssuerError> {
+    caller.require("users", "manage", "manage users")
+}
+
+/// Refuses a user manager handing on more than it holds: giving the admin
+/// flag (which is `*`), or grants beyond its own.
+pub(crate) fn require_grantable(
+    caller: &Caller,
+    admin: bool,
+    grants: &[Grant],
+) -> Result<(), IssuerError> {
+    if admin && !caller.holds_everything()? {
         return Err(IssuerError::PermissionDenied(
-            "only administrators may manage users".into(),
-        ));
-    }
-    if !grants::allows(&caller.ceiling()?, "users", "manage") {
-        return Err(IssuerError::PermissionDenied(
-            "this token does not allow managing users (users: manage): call with a password \
-             or a session token"
+            "only a caller holding every grant (`*`), such as an administrator's password or \
+             session, may make a user an administrator"
                 .into(),
         ));
+    }
+    let over = excess(&caller.ceiling()?, grants);
+    if !over.is_empty() {
+        return Err(IssuerError::PermissionDenied(format!(
+            "you cannot give a user grants you do not hold yourself: {}",
+            over.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses user grants that miss what they depend on in the catalog: a
+/// user's tokens could never carry them usefully.
+pub(crate) fn require_complete(catalog: &Catalog, grants: &[Grant]) -> Result<(), IssuerError> {
+    let missing = catalog.missing_dependencies(grants);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(super::token_grants::missing_dependencies(
+        missing,
+        "give the user these grants too",
+    ))
+}
+
+/// Refuses a change to an administrator by a caller who does not hold
+/// every grant: taking over an administrator's account would be taking `*`.
+pub(crate) fn require_may_change(caller: &Caller, target: &user::Model) -> Result<(), IssuerError> {
+    if target.admin && target.id != caller.user.id && !caller.holds_everything()? {
+        return Err(IssuerError::PermissionDenied(format!(
+            "{:?} is an administrator: only a caller holding every grant (`*`) may change it",
+            target.username
+        )));
     }
     Ok(())
 }
@@ -79,16 +119,18 @@ impl Users {
         caller: &Caller,
         body: v1::CreateUserRequest,
     ) -> Result<v1::User, IssuerError> {
-        require_admin(caller)?;
+        require_user_manager(caller)?;
         let shared = &self.0;
         let new = body.user.unwrap_or_default();
         let mut v = Violations::default();
         validate::username(&mut v, "user.username", &new.username);
         validate::new_password(&mut v, "password", &body.password);
-        let mut grants = validate::grants(&mut v, "user.grants", &new.grants);
+        let mut grants = validate::grants(&mut v, &shared.catalog, "user.grants", &new.grants);
         grants.sort();
         grants.dedup();
         v.finish()?;
+        require_grantable(caller, new.admin, &grants)?;
+        require_complete(&shared.catalog, &grants)?;
         let hash = hash_password(&body.password).await?;
         let store = shared.store()?;
         let audit = NewAudit::ok(
@@ -130,11 +172,7 @@ impl Users {
             // Read again: the caller's row may have changed since it was checked.
             return convert::user(find(store, &caller.user.id).await?);
         }
-        if !caller.is_admin() {
-            return Err(IssuerError::PermissionDenied(
-                "only administrators may read other users".into(),
-            ));
-        }
+        caller.require("users", "manage", "read other users")?;
         convert::user(find(store, &body.user).await?)
     }
 
@@ -143,7 +181,7 @@ impl Users {
         caller: &Caller,
         body: v1::ListUsersRequest,
     ) -> Result<v1::ListUsersResponse, IssuerError> {
-        require_admin(caller)?;
+        require_user_manager(caller)?;
         let store = self.0.store()?;
         let mut v = Violations::default();
         let limit = validate::page_size(&mut v, body.page_size);
