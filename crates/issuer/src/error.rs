@@ -57,9 +57,6 @@ pub enum IssuerError {
     /// The store or another dependency cannot answer now; retry later.
     #[error("{0}")]
     Unavailable(String),
-    /// An RPC that is declared but not built yet.
-    #[error("{0} is not implemented yet")]
-    Unimplemented(&'static str),
     /// A fault on the issuer's side. The detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -98,7 +95,6 @@ impl IssuerError {
             }
             IssuerError::Aborted(_) => "ABORTED",
             IssuerError::Unavailable(_) => "UNAVAILABLE",
-            IssuerError::Unimplemented(_) => "UNIMPLEMENTED",
             IssuerError::Internal(_) => "INTERNAL",
         }
     }
@@ -153,9 +149,6 @@ impl From<IssuerError> for Status {
             }
             IssuerError::Aborted(m) => Status::aborted(m),
             IssuerError::Unavailable(m) => Status::unavailable(m),
-            IssuerError::Unimplemented(rpc) => Status::unimplemented(format!(
-                "{rpc} is not implemented yet in this release of Tessera"
-            )),
             IssuerError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Status::internal("internal error; the issuer's log has the details")
