@@ -14,8 +14,8 @@ use tessera_proto::v1::{
     session_service_server::SessionServiceServer, token_service_server::TokenServiceServer,
     user_service_server::UserServiceServer,
 };
-use tessera_serve::metrics::GrpcMetrics;
 use tessera_serve::metrics::prometheus_client::registry::Registry;
+use tessera_serve::metrics::{GrpcMetrics, PoolMetrics};
 use tessera_serve::shed::ShedLayer;
 use tessera_serve::tls::TlsFiles;
 use tokio::net::TcpListener;
@@ -79,7 +79,9 @@ impl Issuer {
         let config = shared.config.clone();
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let background = tokio::spawn(keep_healthy(shared.clone(), reporter.clone()));
+        let mut registry = Registry::with_prefix("tessera_issuer");
+        let pool_metrics = PoolMetrics::register(&mut registry);
+        let background = tokio::spawn(keep_healthy(shared.clone(), reporter.clone(), pool_metrics));
         let upkeep = tokio::spawn(maintenance::run(shared.clone()));
 
         // On the signal: stop the health loop (it would report SERVING
@@ -95,7 +97,6 @@ impl Issuer {
         let until_draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|d| *d).await;
         };
-        let mut registry = Registry::with_prefix("tessera_issuer");
         let grpc_metrics = GrpcMetrics::register(&mut registry);
         if let Some(addr) = config.metrics_listen {
             let bound = tessera_serve::metrics::serve(
@@ -163,7 +164,7 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 
 /// Starts the store (retrying with back-off until it answers), then reports
 /// SERVING while the store answers and NOT_SERVING while it does not.
-async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter) {
+async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter, pool: PoolMetrics) {
     let mut backoff = Duration::from_millis(100);
     loop {
         match bootstrap::start(&shared).await {
@@ -182,7 +183,10 @@ async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter) {
     let mut serving = None;
     loop {
         let ok = match shared.store() {
-            Ok(store) => store.ping().await.is_ok(),
+            Ok(store) => {
+                pool.set(store.pool_use());
+                store.ping().await.is_ok()
+            }
             Err(_) => false,
         };
         if serving != Some(ok) {

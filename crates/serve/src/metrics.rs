@@ -190,3 +190,34 @@ pub async fn serve(
     });
     Ok(bound)
 }
+
+/// Gauges of a service's database connection pool.
+#[derive(Debug, Clone, Default)]
+pub struct PoolMetrics {
+    open: prometheus_client::metrics::gauge::Gauge,
+    idle: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl PoolMetrics {
+    /// Registers the gauges in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "store_connections_open",
+            "Open connections in the store pool",
+            metrics.open.clone(),
+        );
+        registry.register(
+            "store_connections_idle",
+            "Idle connections in the store pool",
+            metrics.idle.clone(),
+        );
+        metrics
+    }
+
+    /// Records the pool's state.
+    pub fn set(&self, (open, idle): (u32, usize)) {
+        self.open.set(i64::from(open));
+        self.idle.set(i64::try_from(idle).unwrap_or(i64::MAX));
+    }
+}

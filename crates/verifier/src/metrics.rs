@@ -7,7 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use tessera_proto::v1::VerifyReason;
-use tessera_serve::metrics::GrpcMetrics;
+use tessera_serve::metrics::{GrpcMetrics, PoolMetrics};
 
 /// Label of a Verify answer.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -19,6 +19,8 @@ pub struct ReasonLabel {
 #[derive(Debug, Clone)]
 pub struct VerifierMetrics {
     pub grpc: GrpcMetrics,
+    /// The store's connection pool.
+    pub pool: PoolMetrics,
     /// Verify answers by reason.
     pub answers: Family<ReasonLabel, Counter>,
     /// The counter of each reason, by its number, resolved once so the hot
@@ -39,6 +41,7 @@ impl VerifierMetrics {
     pub fn register(registry: &mut Registry, cache_hits: Counter, cache_misses: Counter) -> Self {
         let mut metrics = Self {
             grpc: GrpcMetrics::register(registry),
+            pool: PoolMetrics::register(registry),
             answers: Family::default(),
             by_reason: Vec::new(),
             revocation_entries: Gauge::default(),

@@ -218,6 +218,7 @@ async fn keep_in_sync(shared: Arc<Shared>, reporter: HealthReporter) {
             .staleness_seconds
             .set(age_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0));
         metrics.stale.set(i64::from(!fresh));
+        metrics.pool.set(store.pool_use());
         if fresh != serving {
             if fresh {
                 tracing::info!("revocation view is fresh: serving");
