@@ -338,3 +338,165 @@ async fn completions_are_printed_for_each_shell() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_token_user_key_and_audit_command_works_end_to_end() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let home = Home::new();
+    let run = |args: Vec<&'static str>| {
+        let (issuer, home) = (&issuer, &home);
+        async move {
+            let out = tessera(issuer, None, home, &args).await;
+            assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+            json(&out)
+        }
+    };
+    let login = tessera(&issuer, None, &home, &[&ADMIN[..], &["login"]].concat()).await;
+    assert_eq!(code(&login), 0, "{}", stderr(&login));
+
+    let created = run(vec![
+        "-o",
+        "json",
+        "token",
+        "create",
+        "ci",
+        "--grant",
+        "repositories:read,run",
+    ])
+    .await;
+    let id = created["token"]["id"].as_str().expect("id").to_owned();
+    let got = run(vec!["-o", "json", "token", "get", "ci"]).await;
+    assert_eq!(got["id"], id.as_str());
+
+    let narrowed = run(vec![
+        "-o",
+        "json",
+        "token",
+        "update",
+        "ci",
+        "--description",
+        "narrowed",
+        "--grant",
+        "repositories:read",
+    ])
+    .await;
+    assert_eq!(narrowed["description"], "narrowed");
+    assert_eq!(
+        narrowed["permissions"],
+        serde_json::json!([{"resource": "repositories", "actions": ["read"]}])
+    );
+
+    let disabled = run(vec!["-o", "json", "token", "disable", "ci"]).await;
+    assert_eq!(disabled["status"], "disabled");
+    let enabled = run(vec!["-o", "json", "token", "enable", "ci"]).await;
+    assert_eq!(enabled["status"], "active");
+
+    let copy = run(vec![
+        "-o",
+        "json",
+        "token",
+        "duplicate",
+        "ci",
+        "--as",
+        "ci-copy",
+    ])
+    .await;
+    assert_eq!(copy["token"]["name"], "ci-copy");
+    assert!(
+        copy["secret"]
+            .as_str()
+            .is_some_and(|s| s.split('.').count() == 3)
+    );
+
+    let rotated = run(vec![
+        "-o",
+        "json",
+        "token",
+        "rotate",
+        "ci",
+        "--grant",
+        "repositories:read,run",
+        "--overlap",
+        "5m",
+    ])
+    .await;
+    assert_eq!(
+        rotated["token"]["id"],
+        id.as_str(),
+        "a rotation keeps the token id"
+    );
+    assert_ne!(rotated["secret"], created["secret"]);
+
+    let user = run(vec![
+        "-o",
+        "json",
+        "user",
+        "create",
+        "carol",
+        "--password",
+        "carol-password-long",
+        "--grant",
+        "jobs:read",
+    ])
+    .await;
+    assert_eq!(user["username"], "carol");
+    let users = run(vec!["-o", "json", "user", "list"]).await;
+    assert_eq!(users["users"].as_array().map(Vec::len), Some(2));
+    let updated = run(vec!["-o", "json", "user", "update", "carol", "--disable"]).await;
+    assert_eq!(updated["enabled"], false);
+    run(vec![
+        "-o",
+        "json",
+        "user",
+        "set-password",
+        "carol",
+        "--new",
+        "another-long-password",
+    ])
+    .await;
+    run(vec!["-o", "json", "user", "delete", "carol"]).await;
+
+    let rotated_key = run(vec!["-o", "json", "key", "rotate", "--immediate"]).await;
+    assert_eq!(rotated_key["keys"][0]["state"], "active");
+    let keys = run(vec!["-o", "json", "key", "list"]).await;
+    assert_eq!(
+        keys["keys"].as_array().map(Vec::len),
+        Some(2),
+        "the old key stays published"
+    );
+
+    let audit = run(vec!["-o", "json", "audit", "--limit", "100"]).await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "token.create",
+        "token.update",
+        "token.disable",
+        "token.enable",
+        "token.duplicate",
+        "token.rotate",
+        "user.create",
+        "user.delete",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} is audited: {actions:?}"
+        );
+    }
+
+    let deleted = run(vec!["-o", "json", "token", "delete", "ci-copy"]).await;
+    assert_eq!(deleted["ok"], true);
+    let out = tessera(&issuer, None, &home, &["logout"]).await;
+    assert_eq!((code(&out), stdout(&out).trim()), (0, "logged out"));
+    assert!(
+        !home.0.join("session.json").exists(),
+        "logout forgets the session"
+    );
+    let out = tessera(&issuer, None, &home, &["token", "list"]).await;
+    assert_eq!(code(&out), 1, "after logout: not logged in");
+    issuer.stop().await;
+}

@@ -331,10 +331,14 @@ pub enum UserCommand {
     /// List users.
     List,
     /// Show a user.
-    Get { user: String },
+    Get {
+        #[arg(value_name = "USER")]
+        name: String,
+    },
     /// Change a user's enabled state, admin flag or grants.
     Update {
-        user: String,
+        #[arg(value_name = "USER")]
+        name: String,
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
         #[arg(long)]
@@ -349,10 +353,14 @@ pub enum UserCommand {
         no_grants: bool,
     },
     /// Delete a user and their tokens.
-    Delete { user: String },
+    Delete {
+        #[arg(value_name = "USER")]
+        name: String,
+    },
     /// Set a password (yours needs --current).
     SetPassword {
-        user: String,
+        #[arg(value_name = "USER")]
+        name: String,
         #[arg(long, env = "TESSERA_NEW_PASSWORD", hide_env_values = true)]
         new: String,
         #[arg(long, env = "TESSERA_CURRENT_PASSWORD", hide_env_values = true)]

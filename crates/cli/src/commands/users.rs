@@ -55,15 +55,15 @@ pub(crate) async fn run(
             }
             Ok(printer.users(&users)?)
         }
-        UserCommand::Get { user } => {
+        UserCommand::Get { name } => {
             let user = client
-                .get_user(authorized(global, v1::GetUserRequest { user })?)
+                .get_user(authorized(global, v1::GetUserRequest { user: name })?)
                 .await?
                 .into_inner();
             Ok(printer.user(&user)?)
         }
         UserCommand::Update {
-            user,
+            name,
             enable,
             disable,
             admin,
@@ -72,7 +72,7 @@ pub(crate) async fn run(
         } => {
             let mut paths = Vec::new();
             let mut change = v1::User {
-                username: user,
+                username: name,
                 ..Default::default()
             };
             if enable || disable {
@@ -103,15 +103,15 @@ pub(crate) async fn run(
                 .into_inner();
             Ok(printer.user(&user)?)
         }
-        UserCommand::Delete { user } => {
+        UserCommand::Delete { name } => {
             client
-                .delete_user(authorized(global, v1::DeleteUserRequest { user })?)
+                .delete_user(authorized(global, v1::DeleteUserRequest { user: name })?)
                 .await?;
             Ok(printer.done("deleted", serde_json::json!({}))?)
         }
-        UserCommand::SetPassword { user, new, current } => {
+        UserCommand::SetPassword { name, new, current } => {
             let request = v1::SetPasswordRequest {
-                user,
+                user: name,
                 current_password: current.unwrap_or_default(),
                 new_password: new,
             };
