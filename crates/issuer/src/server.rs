@@ -17,6 +17,7 @@ use tessera_proto::v1::{
 use tessera_serve::metrics::prometheus_client::registry::Registry;
 use tessera_serve::metrics::{GrpcMetrics, PoolMetrics};
 use tessera_serve::shed::ShedLayer;
+use tessera_serve::shutdown::Drain;
 use tessera_serve::tls::TlsFiles;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -86,26 +87,20 @@ impl Issuer {
 
         // On the signal: stop the health loop (it would report SERVING
         // again), report NOT_SERVING, then let the server drain.
-        let (draining, drained) = tokio::sync::watch::channel(false);
+        let drain = Drain::default();
         let health_abort = background.abort_handle();
+        let draining = drain.clone();
         let stop_serving = async move {
             shutdown.await;
             health_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
-            let _ = draining.send(true);
-        };
-        let until_draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|d| *d).await;
+            draining.start();
         };
         let grpc_metrics = GrpcMetrics::register(&mut registry);
         if let Some(addr) = config.metrics_listen {
-            let bound = tessera_serve::metrics::serve(
-                addr,
-                Arc::new(registry),
-                until_draining(drained.clone()),
-            )
-            .await
-            .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))?;
+            let bound = tessera_serve::metrics::serve(addr, Arc::new(registry), drain.started())
+                .await
+                .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))?;
             tracing::info!(addr = %bound, "metrics served on /metrics");
         }
 
@@ -139,17 +134,10 @@ impl Issuer {
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stop_serving,
             );
-        let grace = config.shutdown_grace;
-        let result = tokio::select! {
-            result = serve => result.map_err(|e| IssuerError::Internal(format!("server: {e}"))),
-            () = async {
-                until_draining(drained).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "shutdown grace period over: dropping calls still in flight");
-                Ok(())
-            }
-        };
+        let result = drain
+            .bounded(serve, config.shutdown_grace)
+            .await
+            .map_err(|e| IssuerError::Internal(format!("server: {e}")));
         background.abort();
         upkeep.abort();
         result

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tessera_core::Clock;
 use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
 use tessera_serve::shed::ShedLayer;
+use tessera_serve::shutdown::Drain;
 use tessera_serve::tls::TlsFiles;
 use tessera_store::{ConnectConfig, Store};
 use tokio::net::TcpListener;
@@ -78,25 +79,20 @@ impl VerifierServer {
 
         // On the signal: stop the sync loop (it would report SERVING again),
         // report NOT_SERVING, then let the server drain.
-        let (draining, drained) = tokio::sync::watch::channel(false);
+        let drain = Drain::default();
         let sync_abort = sync.abort_handle();
+        let draining = drain.clone();
         let stop_serving = async move {
             shutdown.await;
             sync_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
-            let _ = draining.send(true);
-        };
-        let until_draining = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|d| *d).await;
+            draining.start();
         };
         if let Some(addr) = config.metrics_listen {
-            let bound = tessera_serve::metrics::serve(
-                addr,
-                shared.registry.clone(),
-                until_draining(drained.clone()),
-            )
-            .await
-            .map_err(|e| VerifierError::Startup(e.to_string()))?;
+            let bound =
+                tessera_serve::metrics::serve(addr, shared.registry.clone(), drain.started())
+                    .await
+                    .map_err(|e| VerifierError::Startup(e.to_string()))?;
             tracing::info!(addr = %bound, "metrics served on /metrics");
         }
 
@@ -125,17 +121,10 @@ impl VerifierServer {
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stop_serving,
             );
-        let grace = config.shutdown_grace;
-        let result = tokio::select! {
-            result = serve => result.map_err(|e| VerifierError::Startup(format!("server: {e}"))),
-            () = async {
-                until_draining(drained).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "shutdown grace period over: dropping calls still in flight");
-                Ok(())
-            }
-        };
+        let result = drain
+            .bounded(serve, config.shutdown_grace)
+            .await
+            .map_err(|e| VerifierError::Startup(format!("server: {e}")));
         sync.abort();
         result
     }
