@@ -6,8 +6,8 @@ use crate::error::corrupt;
 use crate::{Store, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde::Deserialize;
 use tessera_core::Grant;
@@ -174,19 +174,7 @@ type Row = (
     i64,
 );
 
-/// Turns a stored event into the form the revocation set applies.
-pub fn decode(row: &revocation_event::Model) -> Result<Event, StoreError> {
-    decode_row(&(
-        row.seq,
-        row.kind.clone(),
-        row.token_id.clone(),
-        row.user_id.clone(),
-        row.issued_before,
-        row.detail.clone(),
-        row.prune_after,
-    ))
-}
-
+/// Turns a stored row into the form the revocation set applies.
 fn decode_row(row: &Row) -> Result<Event, StoreError> {
     let (seq, kind, token_id, user_id, issued_before, detail, prune_after) = row;
     let bad = |why: &str| corrupt(&format!("revocation event {seq}"), why);
@@ -281,23 +269,6 @@ impl Store {
             .await?)
     }
 
-    /// Live events (not yet prunable at `now`) with a sequence number above
-    /// `after`, oldest first, at most `limit`: what a starting verifier loads.
-    pub async fn live_revocations_after(
-        &self,
-        after: i64,
-        now: i64,
-        limit: u64,
-    ) -> Result<Vec<revocation_event::Model>, StoreError> {
-        Ok(revocation_event::Entity::find()
-            .filter(revocation_event::Column::Seq.gt(after))
-            .filter(revocation_event::Column::PruneAfter.gt(now))
-            .order_by_asc(revocation_event::Column::Seq)
-            .limit(limit)
-            .all(&self.db)
-            .await?)
-    }
-
     /// Decoded events with a sequence number above `after`, oldest first, at
     /// most `limit`; with `live_at`, only those not yet prunable then. Reads
     /// just the columns a follower needs, by position: the verifier's hot
@@ -352,11 +323,6 @@ impl Store {
             .one(&self.db)
             .await?
             .map_or(0, |row| row.value))
-    }
-
-    /// How many events the log holds.
-    pub async fn count_revocations(&self) -> Result<u64, StoreError> {
-        Ok(revocation_event::Entity::find().count(&self.db).await?)
     }
 
     /// Appends one event on its own transaction; for tests and tools.
