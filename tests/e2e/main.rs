@@ -5,6 +5,7 @@
 mod support;
 
 mod cli;
+mod differential;
 mod health;
 mod key_rotation;
 mod keys;
@@ -13,6 +14,7 @@ mod operations;
 mod permission_access;
 mod permissions;
 mod revocation_contract;
+mod revocation_truth;
 mod rotation;
 mod sessions;
 mod store;

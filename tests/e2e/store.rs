@@ -42,6 +42,7 @@ async fn migrations_are_idempotent_and_names_unique_in_the_database(backend: Bac
         key_id: "k".into(),
         create_time: 1_000,
         expire_time: 2_000,
+        generation: 1,
     };
     let audit = || NewAudit::ok("carol", "token.create", "t");
     store

@@ -36,6 +36,11 @@ async fn the_lifecycle_migration_upgrades_existing_rows(backend: Backend) {
     assert_eq!(token.previous_secret_expire_time, None);
     let user = store.user_by_id("u1").await.expect("read").expect("user");
     assert_eq!(user.tokens_valid_after, 0);
+    assert_eq!(user.generation, 1, "existing users start at generation 1");
+    assert_eq!(
+        token.generation, 0,
+        "existing tokens carry no generation: every later user-wide change binds them"
+    );
     Migrator::down(store.connection(), Some(1))
         .await
         .expect("the lifecycle migration rolls back");

@@ -47,7 +47,9 @@ impl Fixture {
         let pair = keys::generate(&kek)?;
         let (kid, sealed) = (pair.kid.clone(), pair.sealed_private_key.clone());
         let now = chrono::Utc::now().timestamp();
-        store.insert_key(now - 60, pair, now - 60).await?;
+        store
+            .insert_key(now - 60, pair, now - 60, "tessera")
+            .await?;
         let signer = Signer::unseal(&kek, &kid, &sealed)?;
         Ok(Self {
             url,
@@ -75,6 +77,7 @@ impl Fixture {
                 actions: vec!["read".into(), "run".into()],
             }],
             ver: 0,
+            generation: 1,
         };
         Ok(jwt::sign(&claims, &self.signer)?)
     }

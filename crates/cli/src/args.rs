@@ -268,6 +268,8 @@ pub enum StatusArg {
     Active,
     Disabled,
     Expired,
+    /// Revoked when the owner was disabled or given a new password.
+    Revoked,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,7 @@ fn status_name(status: i32) -> &'static str {
         Ok(v1::TokenStatus::Active) => "active",
         Ok(v1::TokenStatus::Disabled) => "disabled",
         Ok(v1::TokenStatus::Expired) => "expired",
+        Ok(v1::TokenStatus::Revoked) => "revoked",
         _ => "unknown",
     }
 }

@@ -1,5 +1,15 @@
-//! The revocation set: what a verifier knows about tokens beyond their
-//! signatures, built by applying the issuer's revocation events in order.
+//! The revocation set, and the one rule that turns a token's claims plus the
+//! events that touch it into its state, grants and expiry.
+//!
+//! The verifier keeps a set built from the whole log; the issuer builds one
+//! from the events of the tokens and users it is answering about. Both then
+//! ask [`RevocationSet::check`], so they cannot disagree.
+//!
+//! User-wide changes are ordered against issuance by the owner's
+//! *generation*, never by time: each one raises the user's generation and
+//! binds exactly the secrets whose `gen` claim is below it. Tokens issued
+//! before generations existed carry no `gen` (0), so every later user-wide
+//! change binds them; the older, time-based events still bind them by `iat`.
 //!
 //! Every lookup is a hash-map probe keyed by the 128-bit token or user id, so
 //! a check costs the same whatever the set's size. The common entries
@@ -40,10 +50,15 @@ pub enum Change {
     /// Secrets of the token older than `min_version` are refused from
     /// `effective_at` on (a rotation, with an optional overlap).
     RotateToken { min_version: u32, effective_at: i64 },
-    /// Every token of the user issued before `issued_before` is refused.
+    /// Every secret of the user whose generation is below `generation` is
+    /// refused (the user was disabled, deleted or given a new password).
+    RevokeUser { generation: u64 },
+    /// Every secret of the user whose generation is below `generation` is
+    /// held to `grants` for good: a later, wider ceiling never lifts it.
+    UserCeiling { grants: Vec<Grant>, generation: u64 },
+    /// The time-based form written before generations: tokens without a
+    /// generation issued before `issued_before` are refused.
     RevokeUserBefore { issued_before: i64 },
-    /// The user's tokens are held to these grants.
-    UserCeiling { grants: Vec<Grant> },
 }
 
 /// One event of the revocation log.
@@ -57,15 +72,22 @@ pub struct Event {
     pub prune_after: i64,
 }
 
-/// Why the set refuses a token.
+/// Why a token is refused, once its signature has checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Deleted, logged out, rotated away, or its owner's tokens were revoked.
+    /// Its `iss` names an issuer the checker does not trust.
+    UntrustedIssuer,
+    /// Past its expiry (the signed one, or an earlier one set since).
+    Expired,
+    /// Before its `nbf`.
+    NotYetValid,
+    /// Deleted, logged out, or rotated away.
     Revoked,
+    /// Its owner was disabled, deleted or given a new password after it was
+    /// issued.
+    OwnerChanged,
     /// Disabled.
     Disabled,
-    /// Past an expiry that was narrowed after issue.
-    Expired,
     /// The token id is not an id.
     Malformed,
 }
@@ -75,8 +97,19 @@ pub enum Refusal {
 pub struct Effective<'a> {
     /// The expiry in force (narrowed, or the claim's).
     pub expire_time: i64,
-    /// The grants in force (narrowed and held to the owner's ceiling).
+    /// The grants in force (narrowed and held to the owner's ceilings).
     pub grants: Cow<'a, [Grant]>,
+}
+
+/// When and by whom a token is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    /// Unix seconds.
+    pub now: i64,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: i64,
+    /// The `iss` values accepted.
+    pub issuers: &'a [String],
 }
 
 /// An earlier expiry and/or fewer grants.
@@ -105,24 +138,70 @@ impl Narrowing {
     }
 }
 
+/// One rotation of a token: secrets below `min_version` are refused from
+/// `effective_at` on, and the narrowing made before it binds only them
+/// (a rotation is how a narrowed token is widened again).
+#[derive(Debug, Clone)]
+struct Rotation {
+    min_version: u32,
+    effective_at: i64,
+    narrowed_before: Narrowing,
+}
+
 #[derive(Debug, Clone, Default)]
 struct TokenDetail {
-    /// Narrowing of every secret of the token.
+    /// Narrowing since the last rotation: it binds every secret.
     narrowed: Narrowing,
-    /// Narrowing made before the last rotation: it binds only the secrets
-    /// older than `min_version`, never the rotated one (a rotation is how a
-    /// narrowed token is widened again).
-    narrowed_before_rotation: Narrowing,
-    min_version: u32,
-    version_effective_at: i64,
+    /// Every rotation, in rising `min_version`. Each keeps its own overlap:
+    /// a later rotation's overlap never revives a secret an earlier one
+    /// already retired.
+    rotations: Vec<Rotation>,
     prune_after: i64,
+}
+
+impl TokenDetail {
+    /// The rotations that bind a secret of version `ver`.
+    fn rotations_over(&self, ver: u32) -> impl Iterator<Item = &Rotation> + Clone {
+        self.rotations.iter().filter(move |r| ver < r.min_version)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
 struct UserDetail {
+    /// Legacy cut-off: tokens without a generation issued before it.
     issued_before: i64,
-    ceiling: Option<Vec<Grant>>,
+    /// Secrets with a generation below this are refused.
+    revoked_below: u64,
+    /// `(generation, grants)` in rising generation; each entry's grants are
+    /// already intersected with every later entry's, so a secret of
+    /// generation `g` is held to the first entry above `g` alone.
+    ceilings: Vec<(u64, Vec<Grant>)>,
     prune_after: i64,
+}
+
+impl UserDetail {
+    fn add_ceiling(&mut self, generation: u64, grants: &[Grant]) {
+        let at = self.ceilings.partition_point(|(g, _)| *g <= generation);
+        // Entries at or below the new one bind secrets it binds too.
+        for (_, held) in &mut self.ceilings[..at] {
+            *held = grants::intersect(held, grants);
+        }
+        let own = match self.ceilings.get(at) {
+            Some((_, later)) => grants::intersect(grants, later),
+            None => grants.to_vec(),
+        };
+        if at > 0 && self.ceilings[at - 1].0 == generation {
+            self.ceilings[at - 1].1 = own;
+        } else {
+            self.ceilings.insert(at, (generation, own));
+        }
+    }
+
+    /// The ceiling binding a secret of generation `generation`, if any.
+    fn ceiling_for(&self, generation: u64) -> Option<&[Grant]> {
+        let at = self.ceilings.partition_point(|(g, _)| *g <= generation);
+        self.ceilings.get(at).map(|(_, grants)| grants.as_slice())
+    }
 }
 
 /// The in-memory revocation view of one verifier.
@@ -139,6 +218,15 @@ impl RevocationSet {
     /// An empty set.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A set built from `events`, in order.
+    pub fn from_events<'e>(events: impl IntoIterator<Item = &'e Event>) -> Self {
+        let mut set = Self::new();
+        for event in events {
+            set.apply(event);
+        }
+        set
     }
 
     /// The sequence number of the last event applied.
@@ -202,13 +290,26 @@ impl RevocationSet {
                 _,
             ) => {
                 let d = self.tokens.entry(t).or_default();
-                if *min_version > d.min_version {
-                    d.min_version = *min_version;
-                    d.version_effective_at = *effective_at;
-                    let before = std::mem::take(&mut d.narrowed);
-                    d.narrowed_before_rotation
-                        .narrow(before.expire_time, before.grants.as_deref());
+                if d.rotations
+                    .last()
+                    .is_none_or(|r| *min_version > r.min_version)
+                {
+                    d.rotations.push(Rotation {
+                        min_version: *min_version,
+                        effective_at: *effective_at,
+                        narrowed_before: std::mem::take(&mut d.narrowed),
+                    });
                 }
+                d.prune_after = d.prune_after.max(prune);
+            }
+            (Change::RevokeUser { generation }, _, Some(u)) => {
+                let d = self.users.entry(u).or_default();
+                d.revoked_below = d.revoked_below.max(*generation);
+                d.prune_after = d.prune_after.max(prune);
+            }
+            (Change::UserCeiling { grants, generation }, _, Some(u)) => {
+                let d = self.users.entry(u).or_default();
+                d.add_ceiling(*generation, grants);
                 d.prune_after = d.prune_after.max(prune);
             }
             (Change::RevokeUserBefore { issued_before }, _, Some(u)) => {
@@ -216,61 +317,65 @@ impl RevocationSet {
                 d.issued_before = d.issued_before.max(*issued_before);
                 d.prune_after = d.prune_after.max(prune);
             }
-            (Change::UserCeiling { grants }, _, Some(u)) => {
-                let d = self.users.entry(u).or_default();
-                d.ceiling = Some(grants.clone());
-                d.prune_after = d.prune_after.max(prune);
-            }
             // An event missing the id it needs changes nothing.
             _ => {}
         }
     }
 
-    /// Checks a token whose signature and claimed time window are good:
-    /// may it be used at `now` (with `leeway_secs` of skew), and with what?
-    pub fn check<'c>(
-        &self,
-        claims: &'c Claims,
-        now: i64,
-        leeway_secs: i64,
-    ) -> Result<Effective<'c>, Refusal> {
+    /// Judges a token whose signature checked: may it be used, and with
+    /// what? This is the whole rule, for the verifier and the issuer alike.
+    pub fn check<'c>(&self, claims: &'c Claims, at: Judge<'_>) -> Result<Effective<'c>, Refusal> {
+        if !at.issuers.contains(&claims.iss) {
+            return Err(Refusal::UntrustedIssuer);
+        }
         let token = Id::parse(&claims.jti).ok_or(Refusal::Malformed)?;
+        let detail = self.tokens.get(&token);
+        let narrowings = detail.into_iter().flat_map(|d| {
+            std::iter::once(&d.narrowed).chain(
+                d.rotations_over(claims.ver)
+                    .map(|r| &r.narrowed_before)
+                    .filter(|n| !n.is_empty()),
+            )
+        });
+        // The expiry in force first: a token past it is expired whatever
+        // else happened to it, here and in the issuer's own record.
+        let expire_time = narrowings
+            .clone()
+            .filter_map(|n| n.expire_time)
+            .fold(claims.exp, i64::min);
+        if at.now > expire_time.saturating_add(at.leeway_secs) {
+            return Err(Refusal::Expired);
+        }
+        if at.now.saturating_add(at.leeway_secs) < claims.nbf {
+            return Err(Refusal::NotYetValid);
+        }
+        // Refusals for good come before the reversible one (disabled), so a
+        // disabled token whose owner is gone reads as revoked everywhere.
         if self.revoked.contains_key(&token) {
             return Err(Refusal::Revoked);
+        }
+        if detail.is_some_and(|d| {
+            d.rotations_over(claims.ver)
+                .any(|r| at.now >= r.effective_at)
+        }) {
+            return Err(Refusal::Revoked);
+        }
+        let user = Id::parse(&claims.sub).and_then(|u| self.users.get(&u));
+        if let Some(user) = user {
+            let legacy_cut = claims.generation == 0 && claims.iat < user.issued_before;
+            if claims.generation < user.revoked_below || legacy_cut {
+                return Err(Refusal::OwnerChanged);
+            }
         }
         if self.disabled.contains_key(&token) {
             return Err(Refusal::Disabled);
         }
-        let mut expire_time = claims.exp;
         let mut grants: Cow<'c, [Grant]> = Cow::Borrowed(&claims.grants);
-        if let Some(d) = self.tokens.get(&token) {
-            let old_secret = claims.ver < d.min_version;
-            if old_secret && now >= d.version_effective_at {
-                return Err(Refusal::Revoked);
-            }
-            let mut narrowings = vec![&d.narrowed];
-            if old_secret && !d.narrowed_before_rotation.is_empty() {
-                narrowings.push(&d.narrowed_before_rotation);
-            }
-            for n in narrowings {
-                if let Some(e) = n.expire_time {
-                    expire_time = expire_time.min(e);
-                }
-                if let Some(g) = &n.grants {
-                    grants = Cow::Owned(grants::intersect(&grants, g));
-                }
-            }
-            if expire_time < claims.exp && now > expire_time.saturating_add(leeway_secs) {
-                return Err(Refusal::Expired);
-            }
+        for held in narrowings.filter_map(|n| n.grants.as_deref()) {
+            grants = Cow::Owned(grants::intersect(&grants, held));
         }
-        if let Some(user) = Id::parse(&claims.sub).and_then(|u| self.users.get(&u)) {
-            if claims.iat < user.issued_before {
-                return Err(Refusal::Revoked);
-            }
-            if let Some(ceiling) = &user.ceiling {
-                grants = Cow::Owned(grants::intersect(&grants, ceiling));
-            }
+        if let Some(ceiling) = user.and_then(|u| u.ceiling_for(claims.generation)) {
+            grants = Cow::Owned(grants::intersect(&grants, ceiling));
         }
         Ok(Effective {
             expire_time,
@@ -310,7 +415,40 @@ mod tests {
                 actions: vec!["read".into(), "write".into()],
             }],
             ver: 0,
+            generation: 1,
         }
+    }
+
+    fn issuers() -> Vec<String> {
+        vec!["tessera".into()]
+    }
+
+    /// `set.check` at `now` with `leeway` and the test issuer trusted.
+    fn at(set: &RevocationSet, c: &Claims, now: i64, leeway: i64) -> Result<Vec<Grant>, Refusal> {
+        let issuers = issuers();
+        set.check(
+            c,
+            Judge {
+                now,
+                leeway_secs: leeway,
+                issuers: &issuers,
+            },
+        )
+        .map(|e| e.grants.into_owned())
+    }
+
+    fn expiry(set: &RevocationSet, c: &Claims, now: i64) -> i64 {
+        let issuers = issuers();
+        set.check(
+            c,
+            Judge {
+                now,
+                leeway_secs: 0,
+                issuers: &issuers,
+            },
+        )
+        .expect("valid")
+        .expire_time
     }
 
     fn event(seq: i64, token: Option<&str>, change: Change) -> Event {
@@ -327,25 +465,50 @@ mod tests {
     fn disable_enable_and_revoke_apply_in_order() {
         let mut set = RevocationSet::new();
         let c = claims(TOKEN, 100);
-        assert!(set.check(&c, 200, 0).is_ok());
+        assert!(at(&set, &c, 200, 0).is_ok());
         set.apply(&event(1, Some(TOKEN), Change::DisableToken));
-        assert_eq!(set.check(&c, 200, 0), Err(Refusal::Disabled));
+        assert_eq!(at(&set, &c, 200, 0), Err(Refusal::Disabled));
         set.apply(&event(2, Some(TOKEN), Change::EnableToken));
-        assert!(set.check(&c, 200, 0).is_ok());
+        assert!(at(&set, &c, 200, 0).is_ok());
         set.apply(&event(3, Some(TOKEN), Change::RevokeToken));
-        assert_eq!(set.check(&c, 200, 0), Err(Refusal::Revoked));
+        assert_eq!(at(&set, &c, 200, 0), Err(Refusal::Revoked));
         assert!(
-            set.check(&claims(OTHER, 100), 200, 0).is_ok(),
+            at(&set, &claims(OTHER, 100), 200, 0).is_ok(),
             "other tokens are untouched"
         );
         // A replayed older event changes nothing.
         set.apply(&event(2, Some(TOKEN), Change::EnableToken));
-        assert_eq!(set.check(&c, 200, 0), Err(Refusal::Revoked));
+        assert_eq!(at(&set, &c, 200, 0), Err(Refusal::Revoked));
         assert_eq!(set.last_seq(), 3);
     }
 
+    fn with_gen(jti: &str, iat: i64, generation: u64) -> Claims {
+        Claims {
+            generation,
+            ..claims(jti, iat)
+        }
+    }
+
     #[test]
-    fn user_revocation_spares_newer_tokens() {
+    fn a_user_revocation_binds_lower_generations_even_in_the_same_second() {
+        let mut set = RevocationSet::new();
+        set.apply(&event(1, None, Change::RevokeUser { generation: 2 }));
+        // Issued in the very second of the change, but before it.
+        assert_eq!(
+            at(&set, &with_gen(TOKEN, 100, 1), 100, 0),
+            Err(Refusal::OwnerChanged)
+        );
+        // Issued in the same second, after it.
+        assert!(at(&set, &with_gen(OTHER, 100, 2), 100, 0).is_ok());
+        set.apply(&event(2, None, Change::RevokeUser { generation: 3 }));
+        assert_eq!(
+            at(&set, &with_gen(OTHER, 100, 2), 100, 0),
+            Err(Refusal::OwnerChanged)
+        );
+    }
+
+    #[test]
+    fn legacy_tokens_follow_time_cut_offs_and_every_new_revocation() {
         let mut set = RevocationSet::new();
         set.apply(&event(
             1,
@@ -353,10 +516,101 @@ mod tests {
             Change::RevokeUserBefore { issued_before: 150 },
         ));
         assert_eq!(
-            set.check(&claims(TOKEN, 100), 200, 0),
-            Err(Refusal::Revoked)
+            at(&set, &with_gen(TOKEN, 100, 0), 200, 0),
+            Err(Refusal::OwnerChanged)
         );
-        assert!(set.check(&claims(OTHER, 150), 200, 0).is_ok());
+        assert!(at(&set, &with_gen(OTHER, 150, 0), 200, 0).is_ok());
+        assert!(
+            at(&set, &with_gen(TOKEN, 100, 1), 200, 0).is_ok(),
+            "time cut-offs do not touch tokens that carry a generation"
+        );
+        set.apply(&event(2, None, Change::RevokeUser { generation: 1 }));
+        assert_eq!(
+            at(&set, &with_gen(OTHER, 150, 0), 200, 0),
+            Err(Refusal::OwnerChanged)
+        );
+    }
+
+    fn grant(resource: &str, actions: &[&str]) -> Grant {
+        Grant {
+            resource: resource.into(),
+            actions: actions.iter().map(|a| (*a).into()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_user_ceiling_holds_earlier_tokens_for_good() {
+        let mut set = RevocationSet::new();
+        let read = vec![grant("repositories", &["read"])];
+        let both = vec![grant("repositories", &["read", "write"])];
+        set.apply(&event(
+            1,
+            None,
+            Change::UserCeiling {
+                grants: read.clone(),
+                generation: 2,
+            },
+        ));
+        let before = with_gen(TOKEN, 100, 1);
+        assert_eq!(at(&set, &before, 200, 0), Ok(read.clone()));
+        // Grants given back: a wider ceiling never widens the old token.
+        set.apply(&event(
+            2,
+            None,
+            Change::UserCeiling {
+                grants: both.clone(),
+                generation: 3,
+            },
+        ));
+        assert_eq!(at(&set, &before, 200, 0), Ok(read.clone()));
+        // A token issued between the two follows only the later one.
+        let between = with_gen(OTHER, 100, 2);
+        assert_eq!(at(&set, &between, 200, 0), Ok(both.clone()));
+        // A token issued after both is held to neither.
+        assert_eq!(at(&set, &with_gen(OTHER, 100, 3), 200, 0), Ok(both));
+        // A later, narrower ceiling binds every earlier token.
+        set.apply(&event(
+            3,
+            None,
+            Change::UserCeiling {
+                grants: vec![],
+                generation: 4,
+            },
+        ));
+        assert_eq!(at(&set, &before, 200, 0), Ok(vec![]));
+        assert_eq!(at(&set, &between, 200, 0), Ok(vec![]));
+    }
+
+    #[test]
+    fn ceilings_out_of_order_give_the_same_answers() {
+        let read = vec![grant("repositories", &["read"])];
+        let write = vec![grant("repositories", &["write"])];
+        let mut a = UserDetail::default();
+        a.add_ceiling(2, &read);
+        a.add_ceiling(5, &write);
+        let mut b = UserDetail::default();
+        b.add_ceiling(5, &write);
+        b.add_ceiling(2, &read);
+        for g in 0..7 {
+            assert_eq!(a.ceiling_for(g), b.ceiling_for(g), "generation {g}");
+        }
+        assert_eq!(a.ceiling_for(1), Some(&[][..]));
+        assert_eq!(a.ceiling_for(3), Some(write.as_slice()));
+        assert_eq!(a.ceiling_for(5), None);
+    }
+
+    #[test]
+    fn the_time_window_and_issuer_are_judged_here() {
+        let set = RevocationSet::new();
+        let c = claims(TOKEN, 100);
+        assert_eq!(at(&set, &c, 1_101, 0), Err(Refusal::Expired));
+        assert!(at(&set, &c, 1_101, 5).is_ok(), "leeway applies");
+        assert_eq!(at(&set, &c, 99, 0), Err(Refusal::NotYetValid));
+        let foreign = Claims {
+            iss: "staging".into(),
+            ..c
+        };
+        assert_eq!(at(&set, &foreign, 200, 0), Err(Refusal::UntrustedIssuer));
     }
 
     #[test]
@@ -375,11 +629,10 @@ mod tests {
             },
         ));
         let c = claims(TOKEN, 100);
-        let effective = set.check(&c, 200, 0).expect("still valid");
-        assert_eq!(effective.expire_time, 300);
-        assert_eq!(effective.grants.as_ref(), read_only.as_slice());
-        assert_eq!(set.check(&c, 301, 0), Err(Refusal::Expired));
-        assert!(set.check(&c, 301, 5).is_ok(), "leeway applies");
+        assert_eq!(expiry(&set, &c, 200), 300);
+        assert_eq!(at(&set, &c, 200, 0), Ok(read_only.clone()));
+        assert_eq!(at(&set, &c, 301, 0), Err(Refusal::Expired));
+        assert!(at(&set, &c, 301, 5).is_ok(), "leeway applies");
     }
 
     #[test]
@@ -396,9 +649,75 @@ mod tests {
         let old = claims(TOKEN, 100);
         let mut new = claims(TOKEN, 200);
         new.ver = 1;
-        assert!(set.check(&old, 249, 0).is_ok(), "inside the overlap");
-        assert_eq!(set.check(&old, 250, 0), Err(Refusal::Revoked));
-        assert!(set.check(&new, 250, 0).is_ok());
+        assert!(at(&set, &old, 249, 0).is_ok(), "inside the overlap");
+        assert_eq!(at(&set, &old, 250, 0), Err(Refusal::Revoked));
+        assert!(at(&set, &new, 250, 0).is_ok());
+    }
+
+    #[test]
+    fn a_later_overlap_never_revives_a_secret_an_earlier_rotation_retired() {
+        let mut set = RevocationSet::new();
+        let rotate = |seq, min_version, effective_at| {
+            event(
+                seq,
+                Some(TOKEN),
+                Change::RotateToken {
+                    min_version,
+                    effective_at,
+                },
+            )
+        };
+        set.apply(&rotate(1, 1, 200));
+        set.apply(&rotate(2, 2, 260));
+        let first = claims(TOKEN, 100);
+        let second = Claims {
+            ver: 1,
+            ..claims(TOKEN, 200)
+        };
+        assert_eq!(at(&set, &first, 200, 0), Err(Refusal::Revoked));
+        assert!(at(&set, &second, 259, 0).is_ok(), "inside its own overlap");
+        assert_eq!(at(&set, &second, 260, 0), Err(Refusal::Revoked));
+    }
+
+    #[test]
+    fn a_narrowing_binds_only_the_secrets_of_its_time() {
+        let mut set = RevocationSet::new();
+        let read = vec![grant("repositories", &["read"])];
+        set.apply(&event(
+            1,
+            Some(TOKEN),
+            Change::NarrowToken {
+                expire_time: None,
+                grants: Some(read.clone()),
+            },
+        ));
+        set.apply(&event(
+            2,
+            Some(TOKEN),
+            Change::RotateToken {
+                min_version: 1,
+                effective_at: 500,
+            },
+        ));
+        set.apply(&event(
+            3,
+            Some(TOKEN),
+            Change::RotateToken {
+                min_version: 2,
+                effective_at: 500,
+            },
+        ));
+        let first = claims(TOKEN, 100);
+        let second = Claims {
+            ver: 1,
+            ..claims(TOKEN, 200)
+        };
+        assert_eq!(at(&set, &first, 300, 0), Ok(read));
+        assert_eq!(
+            at(&set, &second, 300, 0),
+            Ok(second.grants.clone()),
+            "made after the narrowing, with grants of its own"
+        );
     }
 
     #[test]
@@ -427,19 +746,17 @@ mod tests {
         let old = claims(TOKEN, 100);
         let mut new = claims(TOKEN, 200);
         new.ver = 1;
-        let during_overlap = set
-            .check(&old, 250, 0)
-            .expect("old secret inside the overlap");
         assert_eq!(
-            during_overlap.grants.as_ref(),
-            read_only.as_slice(),
-            "still narrowed"
+            at(&set, &old, 250, 0),
+            Ok(read_only.clone()),
+            "the old secret inside the overlap is still narrowed"
         );
-        let widened = set
-            .check(&new, 400, 0)
-            .expect("the new secret outlives the old narrowing");
-        assert_eq!(widened.grants.as_ref(), new.grants.as_slice());
-        assert_eq!(widened.expire_time, new.exp);
+        assert_eq!(
+            at(&set, &new, 400, 0),
+            Ok(new.grants.clone()),
+            "the new secret outlives the old narrowing"
+        );
+        assert_eq!(expiry(&set, &new, 400), new.exp);
 
         // A narrowing after the rotation binds the new secret too.
         set.apply(&event(
@@ -450,28 +767,7 @@ mod tests {
                 grants: None,
             },
         ));
-        assert_eq!(set.check(&new, 501, 0), Err(Refusal::Expired));
-    }
-
-    #[test]
-    fn a_user_ceiling_holds_tokens_to_the_owner() {
-        let mut set = RevocationSet::new();
-        let samples = vec![Grant {
-            resource: "repositories/Samples".into(),
-            actions: vec!["read".into()],
-        }];
-        set.apply(&event(
-            1,
-            None,
-            Change::UserCeiling {
-                grants: samples.clone(),
-            },
-        ));
-        let c = claims(TOKEN, 100);
-        assert_eq!(
-            set.check(&c, 200, 0).expect("valid").grants.as_ref(),
-            samples.as_slice()
-        );
+        assert_eq!(at(&set, &new, 501, 0), Err(Refusal::Expired));
     }
 
     #[test]
@@ -483,14 +779,14 @@ mod tests {
         set.apply(&late);
         set.prune(6_000);
         assert_eq!(set.len(), 1);
-        assert!(set.check(&claims(OTHER, 100), 200, 0).is_err());
+        assert!(at(&set, &claims(OTHER, 100), 200, 0).is_err());
     }
 
     #[test]
     fn a_non_uuid_token_id_is_malformed() {
         let set = RevocationSet::new();
         assert_eq!(
-            set.check(&claims("not-a-uuid", 100), 200, 0),
+            at(&set, &claims("not-a-uuid", 100), 200, 0),
             Err(Refusal::Malformed)
         );
     }

@@ -5,10 +5,12 @@
 //! which users exist or why exactly a password was refused.
 
 use crate::error::IssuerError;
+use crate::judge;
 use crate::state::Shared;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use tessera_core::{Grant, TokenType, grants, jwt, password};
+use tessera_core::revocation::Refusal;
+use tessera_core::{Claims, Grant, TokenType, grants, jwt, password};
 use tessera_store::Store;
 use tessera_store::entity::{token, user};
 use tessera_store::{tokens, users};
@@ -184,7 +186,31 @@ pub(crate) async fn check_password(
     }
 }
 
-/// Checks a token string against the issuer's keys and its live metadata.
+/// What a refused caller's token is told.
+fn refusal_message(refusal: Refusal, claims: &Claims) -> String {
+    match refusal {
+        Refusal::UntrustedIssuer => format!(
+            "it was issued by {:?}, not by this issuer; use a token this issuer made",
+            claims.iss
+        ),
+        Refusal::Expired => "token has expired".into(),
+        Refusal::NotYetValid => "token is not valid yet".into(),
+        Refusal::Revoked if claims.typ == TokenType::Api => {
+            "token has been revoked (deleted, or this secret was replaced when the token was \
+             rotated: use the new secret)"
+                .into()
+        }
+        Refusal::Revoked => "token has been revoked".into(),
+        Refusal::OwnerChanged => "token was revoked when its owner's password changed or the \
+                                  owner was disabled; log in again"
+            .into(),
+        Refusal::Disabled => "token is disabled".into(),
+        Refusal::Malformed => "token id is not a token id".into(),
+    }
+}
+
+/// Checks a token string against the issuer's keys, then judges it by the
+/// verifiers' rule over the events that touch it and its owner.
 pub(crate) async fn check_token(
     shared: &Shared,
     store: &Store,
@@ -194,48 +220,24 @@ pub(crate) async fn check_token(
     let kid = jwt::key_id(token).map_err(|r| refused(&r.message))?;
     let key = shared.verifying_key(store, &kid).await?;
     let now = shared.now();
-    let leeway = i64::try_from(shared.config.clock_leeway.as_secs()).unwrap_or(i64::MAX);
-    let claims =
-        jwt::check(token, |_| key.as_ref(), now, leeway).map_err(|r| refused(&r.message))?;
+    let claims = jwt::check(token, |_| key.as_ref()).map_err(|r| refused(&r.message))?;
+    let set = judge::set_for(store, &[&claims.jti], &[&claims.sub]).await?;
+    let effective = set
+        .check(&claims, judge::judge_at(shared, now, judge::leeway(shared)))
+        .map_err(|r| refused(&refusal_message(r, &claims)))?;
+    let token_grants = effective.grants.into_owned();
+    // A deleted token (or user) has a revocation event too; the rows are
+    // read for who is calling.
     let row = store
         .token_by_id(&claims.jti)
         .await?
-        .filter(|row| row.owner_id == claims.sub)
+        .filter(|row| row.owner_id == claims.sub && claims.ver <= tokens::version_of(row))
         .ok_or_else(|| refused("token has been revoked"))?;
-    // The same rule the verifiers apply to a rotation event: an older
-    // secret is accepted only until the overlap window ends.
-    let version = tokens::version_of(&row);
-    if claims.ver > version {
-        return Err(refused("token has been revoked"));
-    }
-    if claims.ver < version && row.previous_secret_expire_time.is_none_or(|end| now >= end) {
-        return Err(refused(
-            "this secret was replaced when the token was rotated; use the new secret",
-        ));
-    }
-    if !row.enabled {
-        return Err(refused("token is disabled"));
-    }
-    if now > row.expire_time.saturating_add(leeway) {
-        return Err(refused("token has expired"));
-    }
     let user = store
         .user_by_id(&row.owner_id)
         .await?
         .filter(|u| u.enabled)
         .ok_or_else(|| refused("the token's owner is disabled or gone"))?;
-    if claims.iat < user.tokens_valid_after {
-        return Err(refused(
-            "token was revoked when its owner's password changed or the owner was disabled; \
-             log in again",
-        ));
-    }
-    let held = tokens::grants_of(&row)?;
-    let token_grants = if claims.grants == held {
-        held
-    } else {
-        grants::intersect(&claims.grants, &held)
-    };
     Ok(Caller {
         user,
         token: Some(row),

@@ -132,17 +132,18 @@ async fn ensure_admin(shared: &Shared, store: &Store) -> Result<(), IssuerError>
             .await
             .map_err(|e| IssuerError::Internal(format!("hashing task failed: {e}")))??
     };
+    let id = uuid::Uuid::now_v7().to_string();
+    let target = format!("users/{id}");
     let new = NewUser {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         username: ADMIN_USERNAME.into(),
         password_hash: hash,
         admin: true,
         enabled: true,
         grants: vec![Grant::everything()],
     };
-    let audit =
-        tessera_store::audit::NewAudit::ok("-", "user.create", format!("user:{ADMIN_USERNAME}"))
-            .with_outcome("ok", "first start: created the administrator");
+    let audit = tessera_store::audit::NewAudit::ok("-", "user.create", target)
+        .with_outcome("ok", "first start: created the administrator");
     match store.create_user(shared.now(), new, Some(audit)).await {
         Ok(_) => {
             if generated {
@@ -168,9 +169,13 @@ async fn ensure_signing_key(shared: &Shared, store: &Store) -> Result<(), Issuer
         None => {
             let pair = keys::generate(&shared.kek)?;
             tracing::info!(kid = %pair.kid, "generated the first signing key");
-            store.insert_key(now, pair, now).await?
+            store
+                .insert_key(now, pair, now, &shared.config.issuer_name)
+                .await?
         }
     };
+    // Keys made before key rows named their issuer are this issuer's.
+    store.name_key_issuer(&shared.config.issuer_name).await?;
     // Unseal now so a wrong KEK is reported at start, not at the first login.
     Signer::unseal(&shared.kek, &row.kid, &row.sealed_private_key).map_err(|e| {
         IssuerError::FailedPrecondition(format!(

@@ -1,11 +1,11 @@
 //! Store rows to API messages.
 
 use crate::error::IssuerError;
+use crate::judge::Judged;
 use prost_types::Timestamp;
 use tessera_core::{Grant, TokenType};
 use tessera_proto::v1;
 use tessera_store::entity::{audit_event, signing_key, token, user};
-use tessera_store::tokens::{self, Status};
 use tessera_store::users;
 
 /// A Unix time as a protobuf timestamp.
@@ -40,14 +40,15 @@ pub fn session_kind_name(kind: v1::SessionKind) -> &'static str {
     }
 }
 
-/// A token row as the API shows it, judged at `now`.
-pub fn token(row: token::Model, owner_name: &str, now: i64) -> Result<v1::Token, IssuerError> {
-    let grants = tokens::grants_of(&row)?;
-    let status = match tokens::status_of(&row, now) {
-        Status::Active => v1::TokenStatus::Active,
-        Status::Disabled => v1::TokenStatus::Disabled,
-        Status::Expired => v1::TokenStatus::Expired,
-    };
+/// A token row as the API shows it, with its status, grants and expiry as
+/// the revocation rule judged them (see `judge`).
+pub fn token(
+    row: token::Model,
+    owner_name: &str,
+    judged: &Judged,
+) -> Result<v1::Token, IssuerError> {
+    let grants = judged.grants.clone();
+    let status = judged.status;
     let token_type = match TokenType::parse(&row.token_type) {
         Some(TokenType::Api) => v1::TokenType::Api,
         Some(TokenType::Session) => v1::TokenType::Session,
@@ -65,7 +66,7 @@ pub fn token(row: token::Model, owner_name: &str, now: i64) -> Result<v1::Token,
         all_permissions: row.all_permissions,
         permissions: grants.into_iter().map(grant).collect(),
         create_time: timestamp(row.create_time),
-        expire_time: timestamp(row.expire_time),
+        expire_time: timestamp(judged.expire_time),
         key_id: row.key_id,
         status: status as i32,
         update_time: timestamp(row.update_time),

@@ -37,12 +37,10 @@ pub(crate) struct Secret<'a> {
     pub expire_time: i64,
 }
 
-/// The `iat` of a secret issued for `owner` at `now`. Revoking a user's
-/// tokens refuses every secret issued up to and including the second of the
-/// change (`tokens_valid_after` is the next second); a secret issued later
-/// in that same second is dated to the next one so that it is not caught.
-pub(crate) fn issued_at(owner: &user::Model, now: i64) -> i64 {
-    now.max(owner.tokens_valid_after)
+/// The generation a secret issued for `owner` now carries: user-wide
+/// changes are ordered against issues by it, not by time.
+pub(crate) fn generation(owner: &user::Model) -> u64 {
+    tessera_store::users::generation_of(owner)
 }
 
 /// Signs a secret for a token with `signer`.
@@ -55,12 +53,13 @@ pub(crate) fn sign(
         iss: shared.config.issuer_name.clone(),
         sub: secret.owner.id.clone(),
         jti: secret.token_id.to_owned(),
-        iat: issued_at(secret.owner, secret.now),
+        iat: secret.now,
         nbf: secret.now,
         exp: secret.expire_time,
         typ: secret.token_type,
         grants: secret.grants.to_vec(),
         ver: secret.version,
+        generation: generation(secret.owner),
     };
     Ok(jwt::sign(&claims, signer)?)
 }
@@ -70,10 +69,12 @@ pub(crate) async fn mint(
     shared: &Shared,
     store: &Store,
     mint: Mint<'_>,
-    audit: NewAudit,
+    mut audit: NewAudit,
 ) -> Result<(token::Model, String), IssuerError> {
     let signer = shared.signer(store, mint.now).await?;
     let id = uuid::Uuid::now_v7().to_string();
+    // The new token's own name, now that it has one.
+    audit.target = format!("tokens/{id}");
     let secret = sign(
         shared,
         &signer,
@@ -103,6 +104,7 @@ pub(crate) async fn mint(
                 key_id: signer.kid,
                 create_time: mint.now,
                 expire_time: mint.expire_time,
+                generation: generation(mint.owner),
             },
             audit,
         )

@@ -20,6 +20,7 @@ pub mod config;
 mod convert;
 pub mod error;
 mod issue;
+mod judge;
 pub mod maintenance;
 mod server;
 mod service;

@@ -43,6 +43,21 @@ impl NewAudit {
     }
 }
 
+/// The longest values the columns hold (in characters, as PostgreSQL
+/// counts them): longer ones are cut rather than failing the change they
+/// record.
+const ACTOR_CHARS: usize = 128;
+const ACTION_CHARS: usize = 64;
+const TARGET_CHARS: usize = 256;
+const OUTCOME_CHARS: usize = 32;
+
+fn clip(mut text: String, chars: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(chars) {
+        text.truncate(at);
+    }
+    text
+}
+
 pub(crate) async fn insert(
     conn: &impl ConnectionTrait,
     time: i64,
@@ -51,10 +66,10 @@ pub(crate) async fn insert(
     audit_event::ActiveModel {
         id: NotSet,
         time: Set(time),
-        actor: Set(event.actor),
-        action: Set(event.action),
-        target: Set(event.target),
-        outcome: Set(event.outcome),
+        actor: Set(clip(event.actor, ACTOR_CHARS)),
+        action: Set(clip(event.action, ACTION_CHARS)),
+        target: Set(clip(event.target, TARGET_CHARS)),
+        outcome: Set(clip(event.outcome, OUTCOME_CHARS)),
         detail: Set(event.detail),
     }
     .insert(conn)

@@ -25,17 +25,33 @@ pub struct KeyRotation {
     /// For scheduled rotations: rotate only if the newest key was created
     /// at or before this time, so replicas running the schedule rotate once.
     pub only_if_newest_created_by: Option<i64>,
+    /// The issuer name that will sign with the key.
+    pub issuer: String,
 }
 
 impl Store {
-    /// Stores a new key pair that starts signing at `activate_time`.
+    /// Stores a new key pair that `issuer` signs with from `activate_time`.
     pub async fn insert_key(
         &self,
         now: i64,
         pair: NewKeyPair,
         activate_time: i64,
+        issuer: &str,
     ) -> Result<signing_key::Model, StoreError> {
-        Ok(new_key(now, pair, activate_time).insert(&self.db).await?)
+        Ok(new_key(now, pair, activate_time, issuer)
+            .insert(&self.db)
+            .await?)
+    }
+
+    /// Records `issuer` on the keys that name none (keys made before key
+    /// rows named their issuer); returns how many.
+    pub async fn name_key_issuer(&self, issuer: &str) -> Result<u64, StoreError> {
+        Ok(signing_key::Entity::update_many()
+            .col_expr(signing_key::Column::Issuer, Expr::value(issuer))
+            .filter(signing_key::Column::Issuer.is_null())
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 
     /// Keys that are published at `now`: pending, active and retired keys
@@ -104,7 +120,7 @@ impl Store {
             )
             .exec(&txn)
             .await?;
-        let key = new_key(now, rotation.pair, rotation.activate_time)
+        let key = new_key(now, rotation.pair, rotation.activate_time, &rotation.issuer)
             .insert(&txn)
             .await?;
         if let Some(event) = audit {
@@ -125,7 +141,12 @@ impl Store {
     }
 }
 
-fn new_key(now: i64, pair: NewKeyPair, activate_time: i64) -> signing_key::ActiveModel {
+fn new_key(
+    now: i64,
+    pair: NewKeyPair,
+    activate_time: i64,
+    issuer: &str,
+) -> signing_key::ActiveModel {
     signing_key::ActiveModel {
         kid: Set(pair.kid),
         public_key: Set(pair.public_key),
@@ -134,5 +155,6 @@ fn new_key(now: i64, pair: NewKeyPair, activate_time: i64) -> signing_key::Activ
         activate_time: Set(activate_time),
         retire_time: Set(None),
         remove_time: Set(None),
+        issuer: Set(Some(issuer.into())),
     }
 }

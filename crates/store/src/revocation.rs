@@ -6,8 +6,8 @@ use crate::error::corrupt;
 use crate::{Store, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde::Deserialize;
 use tessera_core::Grant;
@@ -24,7 +24,11 @@ pub enum EventKind {
     DisableToken,
     /// A disabled token is enabled again.
     EnableToken,
-    /// Every token of a user issued before `issued_before` is refused.
+    /// Every secret of a user below the generation in `detail`
+    /// (`{"generation": 4}`) is refused.
+    RevokeUser,
+    /// Written before generations: every token of a user issued before
+    /// `issued_before` is refused. Still read, never written.
     RevokeUserBefore,
     /// The token's grants or expiry were narrowed; `detail` has the new ones:
     /// `{"expire_time": 1700000000, "grants": [...]}` (either may be absent).
@@ -32,7 +36,9 @@ pub enum EventKind {
     /// The token was rotated: `detail` is `{"min_version": 2, "effective_at": T}`;
     /// secrets of older versions are refused from `effective_at` on.
     RotateToken,
-    /// The user's tokens are held to `detail`'s `{"grants": [...]}`.
+    /// The user's secrets below `detail`'s generation are held to its
+    /// grants: `{"grants": [...], "generation": 4}` (no generation: written
+    /// before generations, binding only the tokens that carry none).
     UserCeiling,
 }
 
@@ -43,6 +49,7 @@ impl EventKind {
             EventKind::RevokeToken => "revoke_token",
             EventKind::DisableToken => "disable_token",
             EventKind::EnableToken => "enable_token",
+            EventKind::RevokeUser => "revoke_user",
             EventKind::RevokeUserBefore => "revoke_user_before",
             EventKind::NarrowToken => "narrow_token",
             EventKind::RotateToken => "rotate_token",
@@ -56,6 +63,7 @@ impl EventKind {
             "revoke_token" => EventKind::RevokeToken,
             "disable_token" => EventKind::DisableToken,
             "enable_token" => EventKind::EnableToken,
+            "revoke_user" => EventKind::RevokeUser,
             "revoke_user_before" => EventKind::RevokeUserBefore,
             "narrow_token" => EventKind::NarrowToken,
             "rotate_token" => EventKind::RotateToken,
@@ -127,8 +135,21 @@ impl NewRevocation {
         }
     }
 
-    /// Every token of the user issued before `issued_before` is refused;
-    /// prunable once the longest-lived such token has expired.
+    /// Every secret of the user below `generation` is refused; prunable
+    /// once the longest-lived such secret has expired.
+    pub fn revoke_user(user_id: &str, generation: u64, prune_after: i64) -> Self {
+        Self {
+            kind: EventKind::RevokeUser,
+            token_id: None,
+            user_id: Some(user_id.into()),
+            issued_before: None,
+            detail: serde_json::json!({ "generation": generation }),
+            prune_after,
+        }
+    }
+
+    /// The time-based form written before generations, for tests of
+    /// databases made by older versions.
     pub fn revoke_user_before(user_id: &str, issued_before: i64, prune_after: i64) -> Self {
         Self {
             kind: EventKind::RevokeUserBefore,
@@ -140,14 +161,19 @@ impl NewRevocation {
         }
     }
 
-    /// The user's tokens are held to `grants`.
-    pub fn user_ceiling(user_id: &str, grants: &[Grant], prune_after: i64) -> Self {
+    /// The user's secrets below `generation` are held to `grants` for good.
+    pub fn user_ceiling(
+        user_id: &str,
+        grants: &[Grant],
+        generation: u64,
+        prune_after: i64,
+    ) -> Self {
         Self {
             kind: EventKind::UserCeiling,
             token_id: None,
             user_id: Some(user_id.into()),
             issued_before: None,
-            detail: serde_json::json!({ "grants": grants }),
+            detail: serde_json::json!({ "grants": grants, "generation": generation }),
             prune_after,
         }
     }
@@ -160,7 +186,12 @@ struct Detail {
     grants: Option<Vec<Grant>>,
     min_version: u32,
     effective_at: i64,
+    generation: Option<u64>,
 }
+
+/// The generation a ceiling written before generations binds below: 1, the
+/// generation every user started at, so it binds only tokens carrying none.
+const LEGACY_CEILING_GENERATION: u64 = 1;
 
 /// The columns a follower reads, in this order: seq, kind, token_id,
 /// user_id, issued_before, detail, prune_after.
@@ -196,11 +227,15 @@ fn decode_row(row: &Row) -> Result<Event, StoreError> {
             min_version: detail.min_version,
             effective_at: detail.effective_at,
         },
+        EventKind::RevokeUser => Change::RevokeUser {
+            generation: detail.generation.ok_or_else(|| bad("no generation"))?,
+        },
         EventKind::RevokeUserBefore => Change::RevokeUserBefore {
             issued_before: issued_before.ok_or_else(|| bad("no issued_before"))?,
         },
         EventKind::UserCeiling => Change::UserCeiling {
             grants: detail.grants.ok_or_else(|| bad("no grants"))?,
+            generation: detail.generation.unwrap_or(LEGACY_CEILING_GENERATION),
         },
     };
     let id = |text: &Option<String>| text.as_deref().and_then(Id::parse);
@@ -311,6 +346,46 @@ impl Store {
         let rows: Vec<Row> = query
             .order_by_asc(C::Seq)
             .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// Every event that can touch the tokens `token_ids` of the owners
+    /// `user_ids`: the tokens' own and the owners' user-wide ones, oldest
+    /// first. Built into a revocation set, it judges those tokens exactly as
+    /// a verifier following the whole log does.
+    pub async fn events_touching(
+        &self,
+        token_ids: &[&str],
+        user_ids: &[&str],
+    ) -> Result<Vec<Event>, StoreError> {
+        use revocation_event::Column as C;
+        if token_ids.is_empty() && user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Row> = revocation_event::Entity::find()
+            .select_only()
+            .columns([
+                C::Seq,
+                C::Kind,
+                C::TokenId,
+                C::UserId,
+                C::IssuedBefore,
+                C::Detail,
+                C::PruneAfter,
+            ])
+            .filter(
+                Condition::any()
+                    .add(C::TokenId.is_in(token_ids.iter().copied()))
+                    .add(
+                        Condition::all()
+                            .add(C::TokenId.is_null())
+                            .add(C::UserId.is_in(user_ids.iter().copied())),
+                    ),
+            )
+            .order_by_asc(C::Seq)
             .into_tuple()
             .all(&self.db)
             .await?;

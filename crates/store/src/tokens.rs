@@ -25,6 +25,8 @@ pub struct NewToken {
     pub key_id: String,
     pub create_time: i64,
     pub expire_time: i64,
+    /// The owner's generation the secret was issued at (its `gen` claim).
+    pub generation: u64,
 }
 
 /// The grants stored on a token row.
@@ -32,7 +34,8 @@ pub fn grants_of(token: &token::Model) -> Result<Vec<Grant>, StoreError> {
     serde_json::from_str(&token.grants).map_err(|e| corrupt("token grants", e))
 }
 
-/// The state of a token at some time.
+/// Which rows can be in a status: a coarse filter the database applies
+/// before the issuer judges each row by the revocation rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Enabled and not expired.
@@ -41,17 +44,13 @@ pub enum Status {
     Disabled,
     /// Past its expiry, whether or not it is enabled.
     Expired,
+    /// Not expired (whether revoked is known only from the log).
+    Unexpired,
 }
 
-/// A token's status at `now`.
-pub fn status_of(token: &token::Model, now: i64) -> Status {
-    if token.expire_time <= now {
-        Status::Expired
-    } else if !token.enabled {
-        Status::Disabled
-    } else {
-        Status::Active
-    }
+/// The owner's generation as a claim carries it.
+pub fn generation_of(token: &token::Model) -> u64 {
+    u64::try_from(token.generation).unwrap_or(0)
 }
 
 /// The token's current secret version, as the `ver` claim carries it.
@@ -79,6 +78,8 @@ pub struct NewSecret {
     pub issue_time: i64,
     /// When secrets of older versions stop being accepted (rotations only).
     pub previous_secret_expire_time: Option<i64>,
+    /// Its `gen` claim.
+    pub generation: u64,
 }
 
 /// Fields of a token row to change; `None` leaves a field as it is.
@@ -164,6 +165,7 @@ impl Store {
             version: Set(0),
             issue_time: Set(new.create_time),
             previous_secret_expire_time: Set(None),
+            generation: Set(i64::try_from(new.generation).unwrap_or(i64::MAX)),
         }
         .insert(&txn)
         .await?;
@@ -226,6 +228,7 @@ impl Store {
                     .filter(Column::ExpireTime.gt(filter.now));
             }
             Some(Status::Expired) => query = query.filter(Column::ExpireTime.lte(filter.now)),
+            Some(Status::Unexpired) => query = query.filter(Column::ExpireTime.gt(filter.now)),
             None => {}
         }
         if let Some(after) = filter.after_id {
@@ -323,6 +326,7 @@ async fn apply(
         model.key_id = Set(secret.key_id);
         model.issue_time = Set(secret.issue_time);
         model.previous_secret_expire_time = Set(secret.previous_secret_expire_time);
+        model.generation = Set(i64::try_from(secret.generation).unwrap_or(i64::MAX));
     }
     model.update_time = Set(now);
     Ok(model.update(conn).await?)

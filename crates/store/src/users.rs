@@ -22,6 +22,11 @@ pub struct NewUser {
     pub grants: Vec<Grant>,
 }
 
+/// The user's current generation: what a secret issued now carries.
+pub fn generation_of(user: &user::Model) -> u64 {
+    u64::try_from(user.generation).unwrap_or(1)
+}
+
 /// The grants stored on a user row.
 pub fn grants_of(user: &user::Model) -> Result<Vec<Grant>, StoreError> {
     serde_json::from_str(&user.grants).map_err(|e| corrupt("user grants", e))
@@ -36,6 +41,9 @@ pub struct UserUpdate {
     pub grants: Option<Vec<Grant>>,
     pub password_hash: Option<String>,
     pub tokens_valid_after: Option<i64>,
+    /// A user-wide change: the new generation, which binds every secret
+    /// issued below it.
+    pub generation: Option<u64>,
 }
 
 impl UserUpdate {
@@ -47,6 +55,7 @@ impl UserUpdate {
             && self.grants.is_none()
             && self.password_hash.is_none()
             && self.tokens_valid_after.is_none()
+            && self.generation.is_none()
     }
 }
 
@@ -94,6 +103,7 @@ impl Store {
             create_time: Set(now),
             update_time: Set(now),
             tokens_valid_after: Set(0),
+            generation: Set(1),
         }
         .insert(&txn)
         .await?;
@@ -246,6 +256,9 @@ async fn apply(
     }
     if let Some(after) = update.tokens_valid_after {
         model.tokens_valid_after = Set(after);
+    }
+    if let Some(generation) = update.generation {
+        model.generation = Set(i64::try_from(generation).unwrap_or(i64::MAX));
     }
     model.update_time = Set(now);
     Ok(model.update(conn).await?)

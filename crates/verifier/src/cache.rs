@@ -126,6 +126,7 @@ mod tests {
             typ: TokenType::Api,
             grants: vec![],
             ver: 0,
+            generation: 0,
         })
     }
 

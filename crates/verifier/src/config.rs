@@ -56,6 +56,16 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = duration)]
     pub clock_leeway: Duration,
 
+    /// Issuer names (`iss`) to accept, repeated or comma-separated; by
+    /// default the names the issuers sharing this store record on their
+    /// signing keys.
+    #[arg(
+        long = "trusted-issuer",
+        env = "TESSERA_TRUSTED_ISSUERS",
+        value_delimiter = ','
+    )]
+    pub trusted_issuers: Vec<String>,
+
     /// Tokens whose signatures are remembered; a repeated token skips the
     /// signature check (never the time, revocation or grant checks).
     #[arg(long, env = "TESSERA_SIGNATURE_CACHE_SIZE", default_value_t = 100_000)]
@@ -119,6 +129,7 @@ impl VerifierConfig {
             key_refresh_interval: Duration::from_secs(30),
             key_refresh_min_interval: Duration::from_secs(1),
             clock_leeway: Duration::from_secs(60),
+            trusted_issuers: Vec::new(),
             signature_cache_size: 100_000,
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),

@@ -54,7 +54,7 @@ impl VerifierMetrics {
             "Verify answers by reason",
             metrics.answers.clone(),
         );
-        metrics.by_reason = (0..=VerifyReason::Stale as i32)
+        metrics.by_reason = (0..=VerifyReason::UntrustedIssuer as i32)
             .map(|n| {
                 let name = VerifyReason::try_from(n)
                     .unwrap_or(VerifyReason::Unspecified)

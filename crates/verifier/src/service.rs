@@ -34,6 +34,7 @@ impl Shared {
     /// Fresh state for `config`.
     pub fn new(config: VerifierConfig, clock: Arc<dyn Clock>) -> Self {
         let cache = SignatureCache::new(config.signature_cache_size);
+        let view = View::trusting(config.trusted_issuers.clone());
         let mut registry = Registry::with_prefix("tessera_verifier");
         let metrics =
             VerifierMetrics::register(&mut registry, cache.hits.clone(), cache.misses.clone());
@@ -41,7 +42,7 @@ impl Shared {
             cache,
             config,
             clock,
-            view: View::default(),
+            view,
             store: OnceLock::new(),
             metrics,
             registry: Arc::new(registry),
@@ -115,10 +116,10 @@ impl Shared {
                 });
             }
         };
-        let mut signature = verify::check_signature(&self.view, &self.cache, token, now, policy);
+        let mut signature = verify::check_signature(&self.view, &self.cache, token);
         if matches!(signature, Signature::UnknownKey) {
             self.refresh_keys_for_unknown_kid().await;
-            signature = verify::check_signature(&self.view, &self.cache, token, now, policy);
+            signature = verify::check_signature(&self.view, &self.cache, token);
         }
         Ok(match signature {
             Signature::Good(claims) => verify::decide(&self.view, &claims, request, now, policy),

@@ -1,14 +1,15 @@
 //! One verification: the decision behind `VerifierService.Verify`.
 //!
-//! Order matters: fail closed when the view is stale, then the token's form,
-//! signature (skipped for a remembered token) and time window, then the
-//! revocation set, then the grant asked about.
+//! Order matters: fail closed when the view is stale, then the token's form
+//! and signature (skipped for a remembered token), then the one rule in
+//! `tessera-core` (issuer, time window, revocations), then the grant asked
+//! about. Once the signature has checked, every answer names the token.
 
 use crate::cache::SignatureCache;
 use crate::view::View;
 use std::sync::Arc;
 use tessera_core::jwt::{self, Rejection};
-use tessera_core::revocation::Refusal;
+use tessera_core::revocation::{Judge, Refusal};
 use tessera_core::{Claims, Grant, TokenType, grants};
 use tessera_proto::v1::{self, VerifyReason};
 
@@ -60,14 +61,12 @@ fn reason_of(rejection: Rejection) -> VerifyReason {
         Rejection::Malformed => VerifyReason::Malformed,
         Rejection::BadSignature => VerifyReason::BadSignature,
         Rejection::UnknownKey => VerifyReason::UnknownKey,
-        Rejection::Expired => VerifyReason::Expired,
-        Rejection::NotYetValid => VerifyReason::NotYetValid,
     }
 }
 
 /// The outcome of the signature step.
 pub enum Signature {
-    /// Checked (now or before) and inside its time window.
+    /// Checked, now or before.
     Good(Arc<Claims>),
     /// Signed by a key this verifier does not know (yet).
     UnknownKey,
@@ -75,26 +74,10 @@ pub enum Signature {
     Refused(v1::VerifyResponse),
 }
 
-/// Checks form, signature and time window, using and filling the cache.
-pub fn check_signature(
-    view: &View,
-    cache: &SignatureCache,
-    token: &str,
-    now: i64,
-    policy: Policy,
-) -> Signature {
+/// Checks form and signature, using and filling the cache.
+pub fn check_signature(view: &View, cache: &SignatureCache, token: &str) -> Signature {
     let cache_key = SignatureCache::key(token);
     if let Some(claims) = cache.get(&cache_key) {
-        // The signature was good; the time window still has to be.
-        if now > claims.exp.saturating_add(policy.leeway_secs) {
-            return Signature::Refused(refusal(VerifyReason::Expired, "token has expired"));
-        }
-        if now.saturating_add(policy.leeway_secs) < claims.nbf {
-            return Signature::Refused(refusal(
-                VerifyReason::NotYetValid,
-                "token is not valid yet",
-            ));
-        }
         return Signature::Good(claims);
     }
     let kid = match jwt::key_id(token) {
@@ -104,7 +87,7 @@ pub fn check_signature(
     let Some(key) = view.key(&kid) else {
         return Signature::UnknownKey;
     };
-    match jwt::check(token, |_| Some(&key), now, policy.leeway_secs) {
+    match jwt::check(token, |_| Some(&key)) {
         Ok(claims) => {
             let claims = Arc::new(claims);
             cache.insert(cache_key, claims.clone());
@@ -114,7 +97,35 @@ pub fn check_signature(
     }
 }
 
-/// The answer for a token whose signature and window are good.
+/// The answer and message for a refusal by the revocation set.
+pub fn refusal_of(refusal: Refusal, claims: &Claims, issuers: &[String]) -> (VerifyReason, String) {
+    match refusal {
+        Refusal::UntrustedIssuer => (
+            VerifyReason::UntrustedIssuer,
+            format!(
+                "token was issued by {:?}, which this verifier does not trust (it trusts {}); \
+                 if that issuer is yours, add it with --trusted-issuer",
+                claims.iss,
+                issuers
+                    .iter()
+                    .map(|i| format!("{i:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Refusal::Expired => (VerifyReason::Expired, "token has expired".into()),
+        Refusal::NotYetValid => (VerifyReason::NotYetValid, "token is not valid yet".into()),
+        Refusal::Revoked => (VerifyReason::Revoked, "token has been revoked".into()),
+        Refusal::OwnerChanged => (
+            VerifyReason::Revoked,
+            "token was revoked when its owner was disabled, deleted or given a new password".into(),
+        ),
+        Refusal::Disabled => (VerifyReason::Disabled, "token is disabled".into()),
+        Refusal::Malformed => (VerifyReason::Malformed, "token id is not a token id".into()),
+    }
+}
+
+/// The answer for a token whose signature is good.
 pub fn decide(
     view: &View,
     claims: &Claims,
@@ -122,38 +133,52 @@ pub fn decide(
     now: i64,
     policy: Policy,
 ) -> v1::VerifyResponse {
-    view.with_revocations(|set| match set.check(claims, now, policy.leeway_secs) {
-        Err(Refusal::Revoked) => refusal(VerifyReason::Revoked, "token has been revoked"),
-        Err(Refusal::Disabled) => refusal(VerifyReason::Disabled, "token is disabled"),
-        Err(Refusal::Expired) => refusal(VerifyReason::Expired, "token has expired"),
-        Err(Refusal::Malformed) => refusal(VerifyReason::Malformed, "token id is not a token id"),
+    let issuers = view.issuers();
+    let judge = Judge {
+        now,
+        leeway_secs: policy.leeway_secs,
+        issuers: &issuers,
+    };
+    // The identity is the signed one: set whenever the signature checked.
+    let mut answer = v1::VerifyResponse {
+        valid: false,
+        reason: VerifyReason::Ok as i32,
+        message: String::new(),
+        token_id: claims.jti.clone(),
+        owner_id: claims.sub.clone(),
+        r#type: match claims.typ {
+            TokenType::Api => v1::TokenType::Api,
+            TokenType::Session => v1::TokenType::Session,
+        } as i32,
+        grants: Vec::new(),
+        expire_time: Some(prost_types::Timestamp {
+            seconds: claims.exp,
+            nanos: 0,
+        }),
+    };
+    view.with_revocations(|set| match set.check(claims, judge) {
+        Err(refused) => {
+            let (reason, message) = refusal_of(refused, claims, &issuers);
+            answer.reason = reason as i32;
+            answer.message = message;
+        }
         Ok(effective) => {
             let resource = request.resource.trim();
             let action = request.action.trim();
-            let mut answer = v1::VerifyResponse {
-                valid: true,
-                reason: VerifyReason::Ok as i32,
-                message: String::new(),
-                token_id: claims.jti.clone(),
-                owner_id: claims.sub.clone(),
-                r#type: match claims.typ {
-                    TokenType::Api => v1::TokenType::Api,
-                    TokenType::Session => v1::TokenType::Session,
-                } as i32,
-                grants: effective.grants.iter().cloned().map(grant).collect(),
-                expire_time: Some(prost_types::Timestamp {
-                    seconds: effective.expire_time,
-                    nanos: 0,
-                }),
-            };
+            answer.valid = true;
+            answer.grants = effective.grants.iter().cloned().map(grant).collect();
+            answer.expire_time = Some(prost_types::Timestamp {
+                seconds: effective.expire_time,
+                nanos: 0,
+            });
             if !resource.is_empty() && !grants::allows(&effective.grants, resource, action) {
                 answer.valid = false;
                 answer.reason = VerifyReason::PermissionDenied as i32;
                 answer.message = format!("token lacks {resource}:{action}");
             }
-            answer
         }
-    })
+    });
+    answer
 }
 
 fn grant(g: Grant) -> v1::Grant {

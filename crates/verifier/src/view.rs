@@ -37,10 +37,18 @@ async fn read_range(
     }
 }
 
+/// The issuer name trusted when neither the configuration nor any key row
+/// names one: the issuer's own default.
+pub const DEFAULT_ISSUER: &str = "tessera";
+
 /// Keys and revocations, shared by the request handlers and the sync task.
 #[derive(Debug, Default)]
 pub struct View {
     keys: RwLock<Arc<HashMap<String, VerifyingKey>>>,
+    /// Issuer names set by the operator; empty means "those on the keys".
+    configured_issuers: Vec<String>,
+    /// The `iss` values accepted now.
+    issuers: RwLock<Arc<[String]>>,
     revocations: RwLock<RevocationSet>,
     /// Clock time (Unix milliseconds) of the last successful sync.
     last_sync_ms: AtomicI64,
@@ -48,6 +56,38 @@ pub struct View {
 }
 
 impl View {
+    /// An empty view that accepts tokens from `issuers`, or, when that is
+    /// empty, from the issuers named on the store's keys.
+    pub fn trusting(issuers: Vec<String>) -> Self {
+        let view = Self {
+            configured_issuers: issuers,
+            ..Self::default()
+        };
+        view.set_issuers(&[]);
+        view
+    }
+
+    fn set_issuers(&self, on_keys: &[String]) {
+        let mut names: Vec<String> = if !self.configured_issuers.is_empty() {
+            self.configured_issuers.clone()
+        } else if !on_keys.is_empty() {
+            on_keys.to_vec()
+        } else {
+            vec![DEFAULT_ISSUER.into()]
+        };
+        names.sort();
+        names.dedup();
+        *self.issuers.write().unwrap_or_else(|e| e.into_inner()) = names.into();
+    }
+
+    /// The issuer names accepted now.
+    pub fn issuers(&self) -> Arc<[String]> {
+        self.issuers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Whether the first full load has finished.
     pub fn is_loaded(&self) -> bool {
         self.loaded.load(Ordering::Acquire)
@@ -90,6 +130,8 @@ impl View {
     /// Reloads the published public keys.
     pub async fn refresh_keys(&self, store: &Store, now: i64) -> Result<usize, VerifierError> {
         let rows = store.published_keys(now).await?;
+        let named: Vec<String> = rows.iter().filter_map(|r| r.issuer.clone()).collect();
+        self.set_issuers(&named);
         let mut keys = HashMap::with_capacity(rows.len());
         for row in rows {
             match VerifyingKey::from_public(&row.kid, &row.public_key) {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tessera_core::{Clock, ManualClock};
 use tessera_proto::v1;
 use tessera_proto::v1::verifier_service_client::VerifierServiceClient;
+use tessera_verifier::service::Shared;
 use tessera_verifier::{VerifierConfig, VerifierServer};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -16,6 +17,8 @@ use tonic_health::pb::health_client::HealthClient;
 pub struct VerifierHarness {
     pub addr: std::net::SocketAddr,
     pub channel: Channel,
+    /// The running verifier's state, to see how far it has synced.
+    pub shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -41,6 +44,7 @@ impl VerifierHarness {
             .await
             .expect("verifier should bind");
         let addr = server.local_addr().expect("address");
+        let shared = server.shared();
         let server = tokio::spawn(async move {
             server
                 .run_until(std::future::pending())
@@ -53,6 +57,7 @@ impl VerifierHarness {
         Self {
             addr,
             channel,
+            shared,
             server,
         }
     }
@@ -94,6 +99,26 @@ impl VerifierHarness {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the verifier did not answer {want:?} within 10 s; last {last:?}");
+    }
+
+    /// Waits (bounded: 10 s) until the verifier has applied every event
+    /// committed so far, and has synced since `clock` last moved.
+    pub async fn wait_for_sync(&self, store: &tessera_store::Store, clock: &dyn Clock) {
+        let target = store.last_revocation_seq().await.expect("last seq");
+        let started = tokio::time::Instant::now();
+        let fresh = || {
+            self.shared
+                .view
+                .age_ms(clock.now().timestamp_millis())
+                .is_some_and(|age| age < 1_000)
+        };
+        while self.shared.view.last_seq() < target || !fresh() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the verifier did not reach event {target} within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     pub async fn health(&self) -> ServingStatus {

@@ -206,6 +206,7 @@ async fn list(
         Some(StatusArg::Active) => v1::TokenStatus::Active,
         Some(StatusArg::Disabled) => v1::TokenStatus::Disabled,
         Some(StatusArg::Expired) => v1::TokenStatus::Expired,
+        Some(StatusArg::Revoked) => v1::TokenStatus::Revoked,
     };
     let mut page_token = String::new();
     let mut tokens = Vec::new();

@@ -24,11 +24,24 @@ impl Audit {
         let body = request.into_inner();
         let mut v = Violations::default();
         let limit = validate::page_size(&mut v, body.page_size);
+        // A page token carries the filters it was issued for, so one reused
+        // with other filters is refused instead of skipping events.
+        let filters = format!("{:?}|{:?}", body.actor, body.action);
         let before_id = match validate::page_cursor(&mut v, &body.page_token) {
-            Some(cursor) => match cursor.parse::<i64>() {
-                Ok(id) => Some(id),
-                Err(_) => {
-                    v.add("page_token", "is not a page token this service returned");
+            Some(cursor) => match cursor.split_once('\n') {
+                Some((issued_for, last)) if issued_for == filters => match last.parse::<i64>() {
+                    Ok(id) => Some(id),
+                    Err(_) => {
+                        v.add("page_token", "is not a page token this service returned");
+                        None
+                    }
+                },
+                _ => {
+                    v.add(
+                        "page_token",
+                        "was issued for other filters: repeat the same filters, or start again \
+                         without a page token",
+                    );
                     None
                 }
             },
@@ -54,7 +67,7 @@ impl Audit {
         let next_page_token = if rows.len() as u64 > limit {
             rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             rows.last()
-                .map(|r| validate::page_token(&r.id.to_string()))
+                .map(|r| validate::page_token(&format!("{filters}\n{}", r.id)))
                 .unwrap_or_default()
         } else {
             String::new()

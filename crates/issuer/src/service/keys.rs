@@ -33,7 +33,7 @@ pub(crate) async fn rotate(
 ) -> Result<Option<signing_key::Model>, IssuerError> {
     let pair = keys::generate(&shared.kek)?;
     let kid = pair.kid.clone();
-    let audit = NewAudit::ok(actor, "key.rotate", format!("key:{kid}"))
+    let audit = NewAudit::ok(actor, "key.rotate", format!("keys/{kid}"))
         .with_outcome("ok", format!("signs from {}", now.saturating_add(delay)));
     let rotated = store
         .rotate_key(
@@ -43,6 +43,7 @@ pub(crate) async fn rotate(
                 activate_time: now.saturating_add(delay),
                 publish_after_retire: validate::secs(shared.config.longest_token_lifetime()),
                 only_if_newest_created_by: only_if_due.map(|age| now.saturating_sub(age)),
+                issuer: shared.config.issuer_name.clone(),
             },
             Some(audit),
         )
@@ -120,7 +121,7 @@ impl KeyService for Keys {
         let caller = auth::authenticate(shared, request.metadata()).await?;
         let result = Keys::rotate(self, &caller, request.into_inner()).await;
         Ok(Response::new(
-            audited::outcome(shared, &caller, "key.rotate", "key:", result).await?,
+            audited::outcome(shared, &caller, "key.rotate", "keys", result).await?,
         ))
     }
 }

@@ -44,7 +44,7 @@ impl Sessions {
             Ok(user) => user,
             Err(e) => {
                 let actor: String = username.chars().take(128).collect();
-                let event = NewAudit::ok(&actor, "session.login", format!("user:{actor}"))
+                let event = NewAudit::ok(&actor, "session.login", String::new())
                     .with_outcome("denied", "invalid credentials");
                 if let Err(audit_err) = store.record_audit(now, event).await {
                     tracing::warn!(error = %audit_err, "could not record a failed login");
@@ -57,7 +57,7 @@ impl Sessions {
         let audit = NewAudit::ok(
             &user.username,
             "session.login",
-            format!("user:{}", user.username),
+            format!("users/{}", user.id),
         )
         .with_outcome("ok", format!("{kind_name} session"));
         let (row, secret) = mint(
@@ -81,7 +81,7 @@ impl Sessions {
         tracing::info!(user = %user.username, kind = kind_name, token_id = %row.id, "session started");
         Ok(v1::LoginResponse {
             secret,
-            token: Some(convert::token(row, &user.username, now)?),
+            token: Some(crate::judge::token(shared, store, row, &user.username, now).await?),
         })
     }
 
@@ -131,7 +131,8 @@ impl Sessions {
                         secret: Some(NewSecret {
                             version,
                             key_id: signer.kid.clone(),
-                            issue_time: issue::issued_at(owner, now),
+                            issue_time: now,
+                            generation: issue::generation(owner),
                             previous_secret_expire_time: row.previous_secret_expire_time,
                         }),
                         ..TokenUpdate::default()
@@ -140,7 +141,7 @@ impl Sessions {
                     audit: NewAudit::ok(
                         caller.actor(),
                         "session.extend",
-                        format!("token:{}", row.id),
+                        format!("tokens/{}", row.id),
                     )
                     .with_outcome("ok", format!("expires at {expire_time}")),
                 };
@@ -152,7 +153,7 @@ impl Sessions {
                 other => other,
             })?;
         Ok(v1::ExtendSessionResponse {
-            token: Some(convert::token(row, &owner.username, now)?),
+            token: Some(crate::judge::token(shared, store, row, &owner.username, now).await?),
             secret,
         })
     }
@@ -172,7 +173,7 @@ impl Sessions {
         let audit = NewAudit::ok(
             caller.actor(),
             "session.logout",
-            format!("token:{}", session.id),
+            format!("tokens/{}", session.id),
         );
         store
             .delete_token(&session.id, now, revocation, audit)
@@ -256,7 +257,7 @@ impl SessionService for Sessions {
         let target = caller
             .token
             .as_ref()
-            .map(|t| format!("token:{}", t.id))
+            .map(|t| format!("tokens/{}", t.id))
             .unwrap_or_default();
         let result = self.extend(&caller, request.into_inner()).await;
         let reply = audited::outcome(shared, &caller, "session.extend", &target, result).await?;
@@ -272,7 +273,7 @@ impl SessionService for Sessions {
         let target = caller
             .token
             .as_ref()
-            .map(|t| format!("token:{}", t.id))
+            .map(|t| format!("tokens/{}", t.id))
             .unwrap_or_default();
         let result = Sessions::logout(self, &caller).await;
         let reply = audited::outcome(shared, &caller, "session.logout", &target, result).await?;

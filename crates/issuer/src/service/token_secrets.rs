@@ -71,9 +71,9 @@ pub(crate) async fn duplicate(
     let audit = NewAudit::ok(
         caller.actor(),
         "token.duplicate",
-        format!("token:{}/{}", owner.username, body.name),
+        format!("users/{}/tokens/{}", owner.username, body.name),
     )
-    .with_outcome("ok", format!("copy of token:{}", source.id));
+    .with_outcome("ok", format!("copy of tokens/{}", source.id));
     let (row, secret) = mint(
         shared,
         store,
@@ -94,7 +94,7 @@ pub(crate) async fn duplicate(
     .await?;
     tracing::info!(user = %caller.actor(), token_id = %row.id, source = %source.id, "token duplicated");
     Ok(v1::DuplicateTokenResponse {
-        token: Some(convert::token(row, &owner.username, now)?),
+        token: Some(crate::judge::token(shared, store, row, &owner.username, now).await?),
         secret,
     })
 }
@@ -262,13 +262,14 @@ pub(crate) async fn rotate(
                     secret: Some(NewSecret {
                         version,
                         key_id: signer.kid.clone(),
-                        issue_time: issue::issued_at(&owner, now),
+                        issue_time: now,
+                        generation: issue::generation(&owner),
                         previous_secret_expire_time: Some(previous_end),
                     }),
                     ..TokenUpdate::default()
                 },
                 revocations,
-                audit: NewAudit::ok(caller.actor(), "token.rotate", format!("token:{}", row.id))
+                audit: NewAudit::ok(caller.actor(), "token.rotate", format!("tokens/{}", row.id))
                     .with_outcome(
                         "ok",
                         format!("secret version {version}; previous accepted until {previous_end}"),
@@ -280,7 +281,7 @@ pub(crate) async fn rotate(
         .map_err(token_select::gone_is_not_found)?;
     tracing::info!(user = %caller.actor(), token_id = %row.id, version = row.version, "token rotated");
     Ok(v1::RotateTokenResponse {
-        token: Some(convert::token(row, &owner.username, now)?),
+        token: Some(crate::judge::token(shared, store, row, &owner.username, now).await?),
         secret,
         previous_secret_expire_time: convert::timestamp(previous_end),
         added_dependencies: added.into_iter().map(convert::grant).collect(),
@@ -309,6 +310,7 @@ mod tests {
             version: 1,
             issue_time: 0,
             previous_secret_expire_time: previous,
+            generation: 1,
         }
     }
 

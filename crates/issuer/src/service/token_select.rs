@@ -76,16 +76,16 @@ pub(crate) fn is_session(row: &token::Model) -> bool {
 /// The audit target a selector names, before it is resolved.
 pub(crate) fn target(caller: &Caller, selector: Option<&v1::TokenSelector>) -> String {
     match selector {
-        Some(s) if !s.id.is_empty() => format!("token:{}", s.id),
+        Some(s) if !s.id.is_empty() => format!("tokens/{}", s.id),
         Some(s) => {
             let owner = if s.owner.is_empty() {
                 caller.actor()
             } else {
                 s.owner.as_str()
             };
-            format!("token:{owner}/{}", s.name)
+            format!("users/{owner}/tokens/{}", s.name)
         }
-        None => "token:".into(),
+        None => String::new(),
     }
 }
 

@@ -5,7 +5,6 @@
 
 use super::token_select::{self, excess, is_session, resolve};
 use crate::auth::Caller;
-use crate::convert;
 use crate::error::IssuerError;
 use crate::state::Shared;
 use crate::validate::{self, Violations};
@@ -85,7 +84,7 @@ pub(crate) async fn set_enabled(
             if enabled {
                 refuse_if_expired(row, now)?;
             }
-            let audit = NewAudit::ok(caller.actor(), action, format!("token:{}", row.id));
+            let audit = NewAudit::ok(caller.actor(), action, format!("tokens/{}", row.id));
             let change = if row.enabled == enabled {
                 TokenChange {
                     update: TokenUpdate::default(),
@@ -107,7 +106,7 @@ pub(crate) async fn set_enabled(
         .await
         .map_err(token_select::gone_is_not_found)?;
     tracing::info!(user = %caller.actor(), token_id = %row.id, enabled, "token state set");
-    convert::token(row, &owner.username, now)
+    crate::judge::token(shared, store, row, &owner.username, now).await
 }
 
 /// The update a request asks for, checked for form before the row is read.
@@ -301,7 +300,7 @@ fn decide(
     Ok(TokenChange {
         update,
         revocations,
-        audit: NewAudit::ok(caller.actor(), "token.update", format!("token:{}", row.id))
+        audit: NewAudit::ok(caller.actor(), "token.update", format!("tokens/{}", row.id))
             .with_outcome("ok", detail),
     })
 }
@@ -326,5 +325,5 @@ pub(crate) async fn update(
             other => token_select::gone_is_not_found(other),
         })?;
     tracing::info!(user = %caller.actor(), token_id = %row.id, "token updated");
-    convert::token(row, &owner.username, now)
+    crate::judge::token(shared, store, row, &owner.username, now).await
 }

@@ -67,7 +67,7 @@ impl Tokens {
         let audit = NewAudit::ok(
             caller.actor(),
             "token.create",
-            format!("token:{}/{}", caller.actor(), body.name),
+            format!("users/{}/tokens/{}", caller.actor(), body.name),
         );
         let (row, secret) = mint(
             shared,
@@ -89,7 +89,7 @@ impl Tokens {
         .await?;
         tracing::info!(user = %caller.actor(), token_id = %row.id, "api token created");
         Ok(v1::CreateTokenResponse {
-            token: Some(convert::token(row, &caller.user.username, now)?),
+            token: Some(crate::judge::token(shared, store, row, &caller.user.username, now).await?),
             secret,
             added_dependencies: added.into_iter().map(convert::grant).collect(),
         })
@@ -103,7 +103,7 @@ impl Tokens {
         let shared = &self.0;
         let store = shared.store()?;
         let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
-        convert::token(row, &owner.username, shared.now())
+        crate::judge::token(shared, store, row, &owner.username, shared.now()).await
     }
 
     async fn list(
@@ -143,16 +143,22 @@ impl Tokens {
                 None
             }
         };
-        let status = match v1::TokenStatus::try_from(body.status) {
+        // The database narrows by what rows can be in the status; the
+        // revocation rule decides which are.
+        let wanted_status = match v1::TokenStatus::try_from(body.status) {
             Ok(v1::TokenStatus::Unspecified) => None,
-            Ok(v1::TokenStatus::Active) => Some(TokenStatus::Active),
-            Ok(v1::TokenStatus::Disabled) => Some(TokenStatus::Disabled),
-            Ok(v1::TokenStatus::Expired) => Some(TokenStatus::Expired),
+            Ok(status) => Some(status),
             Err(_) => {
                 v.add("status", "is not a token status");
                 None
             }
         };
+        let status = wanted_status.map(|s| match s {
+            v1::TokenStatus::Active => TokenStatus::Active,
+            v1::TokenStatus::Disabled => TokenStatus::Disabled,
+            v1::TokenStatus::Expired => TokenStatus::Expired,
+            _ => TokenStatus::Unexpired,
+        });
         v.finish()?;
 
         let owner_id = match body.owner.as_str() {
@@ -169,40 +175,55 @@ impl Tokens {
             },
         };
         let now = shared.now();
-        let mut rows = store
-            .list_tokens(TokenFilter {
-                owner_id,
-                token_type,
-                expired: body.expired,
-                status,
-                now,
-                after_id,
-                limit: limit + 1,
-            })
-            .await?;
-        let next_page_token = if rows.len() as u64 > limit {
-            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            rows.last()
-                .map(|r| validate::page_token(&format!("{filters}\n{}", r.id)))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let want = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut names: HashMap<String, String> = HashMap::new();
         names.insert(caller.user.id.clone(), caller.user.username.clone());
-        let mut tokens = Vec::with_capacity(rows.len());
-        for row in rows {
-            if !names.contains_key(&row.owner_id) {
-                let name = store
-                    .user_by_id(&row.owner_id)
-                    .await?
-                    .map(|u| u.username)
-                    .unwrap_or_default();
-                names.insert(row.owner_id.clone(), name);
+        let mut tokens = Vec::with_capacity(want);
+        let mut cursor = after_id;
+        let mut more = false;
+        // Rows the rule puts in another status are skipped, so a page may
+        // take several reads; each read is one page of candidates.
+        loop {
+            let rows = store
+                .list_tokens(TokenFilter {
+                    owner_id: owner_id.clone(),
+                    token_type,
+                    expired: body.expired,
+                    status,
+                    now,
+                    after_id: cursor.clone(),
+                    limit: limit + 1,
+                })
+                .await?;
+            let exhausted = rows.len() as u64 <= limit;
+            for row in &rows {
+                if !names.contains_key(&row.owner_id) {
+                    let name = store
+                        .user_by_id(&row.owner_id)
+                        .await?
+                        .map(|u| u.username)
+                        .unwrap_or_default();
+                    names.insert(row.owner_id.clone(), name);
+                }
             }
-            let owner = names.get(&row.owner_id).cloned().unwrap_or_default();
-            tokens.push(convert::token(row, &owner, now)?);
+            for (token, judged) in crate::judge::tokens(shared, store, rows, &names, now).await? {
+                if tokens.len() == want {
+                    more = true;
+                    break;
+                }
+                cursor = Some(token.id.clone());
+                if wanted_status.is_none_or(|s| s == judged.status) {
+                    tokens.push(token);
+                }
+            }
+            if more || exhausted {
+                break;
+            }
         }
+        let next_page_token = match (&cursor, more) {
+            (Some(last), true) => validate::page_token(&format!("{filters}\n{last}")),
+            _ => String::new(),
+        };
         Ok(v1::ListTokensResponse {
             tokens,
             next_page_token,
@@ -224,7 +245,7 @@ impl Tokens {
             &owner.id,
             tokens::last_valid_time(&row),
         );
-        let audit = NewAudit::ok(caller.actor(), "token.delete", format!("token:{}", row.id));
+        let audit = NewAudit::ok(caller.actor(), "token.delete", format!("tokens/{}", row.id));
         store
             .delete_token(&row.id, now, revocation, audit)
             .await
@@ -259,7 +280,7 @@ impl TokenService for Tokens {
             self,
             request,
             "token.create",
-            |caller, body| format!("token:{}/{}", caller.actor(), body.name),
+            |caller, body| format!("users/{}/tokens/{}", caller.actor(), body.name),
             self.create(&caller, body)
         )
     }

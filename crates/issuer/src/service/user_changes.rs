@@ -1,7 +1,11 @@
 //! User changes that reach the user's tokens: disabling, deleting and new
 //! passwords revoke every token issued before the change; taking grants
-//! away narrows every token to what is left. Each appends its revocation
-//! event in the same transaction as the change, for the verifiers.
+//! away narrows every token issued before it to what is left, for good.
+//! Each raises the user's generation, which orders it exactly against every
+//! issue (secrets carry the generation they were issued at), and appends
+//! its revocation event in the same transaction, for the verifiers. Giving
+//! grants back changes no existing token: only tokens issued from then on
+//! hold them.
 //!
 //! Enabling a user again does not revive the tokens revoked when the user
 //! was disabled: the user logs in again, or rotates the API tokens.
@@ -34,17 +38,19 @@ fn user_event_lifetime(shared: &Shared) -> i64 {
     validate::secs(shared.config.longest_token_lifetime())
 }
 
-/// The "every token of this user issued before now" event, and the cut-off
-/// it sets: the next second, so tokens issued earlier in this second are
-/// caught too (token times are whole seconds).
-fn revoke_all(shared: &Shared, row: &user::Model, now: i64) -> (i64, NewRevocation) {
-    let valid_after = now.saturating_add(1).max(row.tokens_valid_after);
-    let event = NewRevocation::revoke_user_before(
+/// The generation a user-wide change of `row` raises the user to: it binds
+/// every secret issued before the change, and none issued after.
+fn next_generation(row: &user::Model) -> u64 {
+    tessera_store::users::generation_of(row).saturating_add(1)
+}
+
+/// The "every secret of this user issued before now" event.
+fn revoke_all(shared: &Shared, row: &user::Model, generation: u64, now: i64) -> NewRevocation {
+    NewRevocation::revoke_user(
         &row.id,
-        valid_after,
+        generation,
         now.saturating_add(user_event_lifetime(shared)),
-    );
-    (valid_after, event)
+    )
 }
 
 /// Refuses a change that leaves no enabled administrator.
@@ -146,6 +152,7 @@ fn decide(
     let mut update = UserUpdate::default();
     let mut changed = Vec::new();
     let mut revocations = Vec::new();
+    let generation = next_generation(row);
     if wanted.names("username") && wanted.user.username != row.username {
         update.username = Some(wanted.user.username.clone());
         changed.push("username");
@@ -169,9 +176,8 @@ fn decide(
         update.enabled = Some(enabled);
         changed.push("enabled");
         if !enabled {
-            let (valid_after, event) = revoke_all(shared, row, now);
-            update.tokens_valid_after = Some(valid_after);
-            revocations.push(event);
+            update.generation = Some(generation);
+            revocations.push(revoke_all(shared, row, generation, now));
         }
     }
     let mut stored = tessera_store::users::grants_of(row)?;
@@ -194,23 +200,17 @@ fn decide(
     };
     let mut token_ceiling = None;
     if !excess(&after, &before).is_empty() {
-        // Fewer grants: narrow the rows here, and every token at the
-        // verifiers.
+        // Fewer grants: narrow the rows here, and every secret issued so
+        // far at the verifiers. More grants need no event: existing tokens
+        // keep what they hold, and new ones are made from the new grants.
+        update.generation = Some(generation);
         revocations.push(NewRevocation::user_ceiling(
             &row.id,
             &after,
+            generation,
             now.saturating_add(user_event_lifetime(shared)),
         ));
         token_ceiling = Some(after);
-    } else if !excess(&before, &after).is_empty() {
-        // More grants: a new ceiling lifts any earlier one, so tokens made
-        // from now on are not held to it (existing tokens keep their own
-        // signed grants).
-        revocations.push(NewRevocation::user_ceiling(
-            &row.id,
-            &after,
-            now.saturating_add(user_event_lifetime(shared)),
-        ));
     }
     let detail = if changed.is_empty() {
         "no change".to_owned()
@@ -221,12 +221,8 @@ fn decide(
         update,
         token_ceiling,
         revocations,
-        audit: NewAudit::ok(
-            caller.actor(),
-            "user.update",
-            format!("user:{}", row.username),
-        )
-        .with_outcome("ok", detail),
+        audit: NewAudit::ok(caller.actor(), "user.update", format!("users/{}", row.id))
+            .with_outcome("ok", detail),
     })
 }
 
@@ -287,14 +283,9 @@ pub(crate) async fn delete(
     let row = store
         .delete_user(&target.id, now, |row, context| {
             keep_an_admin(row, context, false)?;
-            let (_, event) = revoke_all(shared, row, now);
             Ok(UserDeletion {
-                revocations: vec![event],
-                audit: NewAudit::ok(
-                    caller.actor(),
-                    "user.delete",
-                    format!("user:{}", row.username),
-                ),
+                revocations: vec![revoke_all(shared, row, next_generation(row), now)],
+                audit: NewAudit::ok(caller.actor(), "user.delete", format!("users/{}", row.id)),
             })
         })
         .await
@@ -348,20 +339,20 @@ pub(crate) async fn set_password(
     let now = shared.now();
     let (row, ()) = store
         .change_user(&target.id, now, |row, _| {
-            let (valid_after, event) = revoke_all(shared, row, now);
+            let generation = next_generation(row);
             Ok::<_, IssuerError>((
                 UserChange {
                     update: UserUpdate {
                         password_hash: Some(hash),
-                        tokens_valid_after: Some(valid_after),
+                        generation: Some(generation),
                         ..UserUpdate::default()
                     },
                     token_ceiling: None,
-                    revocations: vec![event],
+                    revocations: vec![revoke_all(shared, row, generation, now)],
                     audit: NewAudit::ok(
                         caller.actor(),
                         "user.set_password",
-                        format!("user:{}", row.username),
+                        format!("users/{}", row.id),
                     ),
                 },
                 (),

@@ -133,16 +133,13 @@ impl Users {
         require_complete(&shared.catalog, &grants)?;
         let hash = hash_password(&body.password).await?;
         let store = shared.store()?;
-        let audit = NewAudit::ok(
-            caller.actor(),
-            "user.create",
-            format!("user:{}", new.username),
-        );
+        let id = uuid::Uuid::now_v7().to_string();
+        let audit = NewAudit::ok(caller.actor(), "user.create", format!("users/{id}"));
         let row = store
             .create_user(
                 shared.now(),
                 NewUser {
-                    id: uuid::Uuid::now_v7().to_string(),
+                    id,
                     username: new.username.clone(),
                     password_hash: hash,
                     admin: new.admin,
@@ -208,7 +205,7 @@ impl Users {
 
 /// The audit target a user selector names.
 fn target(text: &str) -> String {
-    format!("user:{text}")
+    format!("users/{text}")
 }
 
 #[tonic::async_trait]

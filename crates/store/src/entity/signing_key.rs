@@ -19,6 +19,9 @@ pub struct Model {
     pub retire_time: Option<i64>,
     /// When it stops being published (its last token has expired).
     pub remove_time: Option<i64>,
+    /// The issuer name (`iss`) that signs with this key; verifiers trust the
+    /// names on their store's keys unless told otherwise.
+    pub issuer: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -36,6 +36,9 @@ pub struct Model {
     /// After a rotation: when secrets of older versions stop being accepted
     /// (the end of the overlap window; the rotation time when there is none).
     pub previous_secret_expire_time: Option<i64>,
+    /// The owner's generation when the current secret was issued (its `gen`
+    /// claim); 0 for secrets issued before generations existed.
+    pub generation: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

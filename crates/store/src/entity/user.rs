@@ -25,6 +25,10 @@ pub struct Model {
     /// Tokens of this user issued (`iat`) before this time are refused: set
     /// when the user is disabled or the password changes.
     pub tokens_valid_after: i64,
+    /// Raised by every user-wide change (disable, delete, new password,
+    /// grants taken away); secrets carry the generation they were issued at
+    /// (`gen`), and a change binds exactly those below it.
+    pub generation: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
