@@ -16,22 +16,10 @@ pub struct GrantArg {
 }
 
 fn grant(text: &str) -> Result<GrantArg, String> {
-    let bad = || {
-        format!("{text:?} is not RESOURCE:ACTION[,ACTION…] (e.g. repositories/Samples:read,run)")
-    };
-    let (resource, actions) = text.rsplit_once(':').ok_or_else(bad)?;
-    let actions: Vec<String> = actions
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(String::from)
-        .collect();
-    if resource.trim().is_empty() || actions.is_empty() {
-        return Err(bad());
-    }
+    let g = tessera_core::Grant::parse(text)?;
     Ok(GrantArg {
-        resource: resource.trim().into(),
-        actions,
+        resource: g.resource,
+        actions: g.actions,
     })
 }
 

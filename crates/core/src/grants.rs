@@ -10,6 +10,24 @@ use serde::{Deserialize, Serialize};
 /// The resource or action that stands for "everything".
 pub const WILDCARD: &str = "*";
 
+/// The most grants one user or token may hold.
+pub const MAX_GRANTS: usize = 64;
+
+/// The most actions one grant may name.
+pub const MAX_ACTIONS: usize = 16;
+
+/// The largest a user's or token's grants may be, as the JSON signed into
+/// a token. With the other claims (ids, times, an issuer name of up to 128
+/// bytes), the header and the signature, and base64url's growth by a third,
+/// a token then stays within [`crate::jwt::MAX_TOKEN_BYTES`], so every token
+/// the issuer can mint is one its verifiers accept.
+pub const MAX_GRANTS_JSON_BYTES: usize = 5 * 1024;
+
+/// The size of `grants` as signed into a token.
+pub fn json_size(grants: &[Grant]) -> usize {
+    serde_json::to_vec(grants).map_or(usize::MAX, |json| json.len())
+}
+
 /// One permission grant: actions on a resource type or item.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Grant {
@@ -20,6 +38,30 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// Reads a grant written as `RESOURCE:ACTION[,ACTION…]`, such as
+    /// `repositories/Samples:read,run` (what the CLI's `--grant` takes).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "{text:?} is not RESOURCE:ACTION[,ACTION…] (e.g. repositories/Samples:read,run)"
+            )
+        };
+        let (resource, actions) = text.rsplit_once(':').ok_or_else(bad)?;
+        let actions: Vec<String> = actions
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(String::from)
+            .collect();
+        if resource.trim().is_empty() || actions.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            resource: resource.trim().into(),
+            actions,
+        })
+    }
+
     /// The grant that allows everything: what an administrator holds.
     pub fn everything() -> Self {
         Self {

@@ -210,3 +210,54 @@ mod tests {
         assert_eq!(key_id(&big).expect_err("").reason, Rejection::Malformed);
     }
 }
+
+#[cfg(test)]
+mod size_bound {
+    use super::*;
+    use crate::grants::{MAX_GRANTS_JSON_BYTES, json_size};
+    use crate::keys::{self, Kek};
+    use crate::{Grant, TokenType};
+
+    /// The largest grants the limits allow, in the largest claims, still
+    /// make a token the verifiers accept.
+    #[test]
+    fn the_largest_token_the_limits_allow_fits() {
+        let kek = Kek::generate().expect("kek");
+        let pair = keys::generate(&kek).expect("generate");
+        let signer = Signer::unseal(&kek, &pair.kid, &pair.sealed_private_key).expect("unseal");
+        let mut grants = Vec::new();
+        let mut n = 0;
+        loop {
+            let mut next = grants.clone();
+            next.push(Grant {
+                resource: format!("repositories/{}", "x".repeat(100 + n % 7)),
+                actions: vec!["read".into(), "write".into(), "download".into()],
+            });
+            if json_size(&next) > MAX_GRANTS_JSON_BYTES {
+                break;
+            }
+            grants = next;
+            n += 1;
+        }
+        let claims = Claims {
+            iss: "i".repeat(128),
+            sub: uuid::Uuid::now_v7().to_string(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: i64::MAX,
+            nbf: i64::MAX,
+            exp: i64::MAX,
+            typ: TokenType::Session,
+            grants,
+            ver: u32::MAX,
+            generation: u64::MAX,
+        };
+        let token = sign(&claims, &signer).expect("sign");
+        assert!(
+            token.len() <= MAX_TOKEN_BYTES,
+            "{} bytes with {} bytes of grants",
+            token.len(),
+            json_size(&claims.grants)
+        );
+        assert!(key_id(&token).is_ok());
+    }
+}

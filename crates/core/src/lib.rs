@@ -6,11 +6,16 @@
 //! It does no I/O and knows nothing of databases or gRPC, so every rule here
 //! is testable with plain values, and time is always a parameter.
 
+pub mod authorization;
 pub mod catalog;
 pub mod claims;
 pub mod clock;
+#[cfg(test)]
+mod corpus;
 pub mod duration;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod grants;
 pub mod jwt;
 pub mod keys;

@@ -8,6 +8,7 @@
 use crate::cache::SignatureCache;
 use crate::view::View;
 use std::sync::Arc;
+use tessera_core::authorization::{self, Garbled};
 use tessera_core::jwt::{self, Rejection};
 use tessera_core::revocation::{Judge, Refusal};
 use tessera_core::{Claims, Grant, TokenType, grants};
@@ -26,23 +27,10 @@ pub fn token_of(request: &v1::VerifyRequest) -> Result<&str, (VerifyReason, Stri
     match (request.token.trim(), request.authorization.trim()) {
         ("", "") => Err(malformed("no token given: set `token` or `authorization`")),
         (token, "") => Ok(token),
-        ("", header) => {
-            let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-            let rest = rest.trim();
-            let token = if scheme.eq_ignore_ascii_case("bearer") {
-                rest
-            } else if scheme.eq_ignore_ascii_case("fmetoken") {
-                rest.strip_prefix("token=").map(str::trim).unwrap_or("")
-            } else {
-                return Err(malformed(
-                    "authorization is not `Bearer <token>` or `fmetoken token=<token>`",
-                ));
-            };
-            if token.is_empty() {
-                return Err(malformed("the authorization header carries no token"));
-            }
-            Ok(token)
-        }
+        ("", header) => authorization::token(header).map_err(|g| match g {
+            Garbled::Empty => malformed("the authorization header carries no token"),
+            _ => malformed("authorization is not `Bearer <token>` or `fmetoken token=<token>`"),
+        }),
         (_, _) => Err(malformed("set `token` or `authorization`, not both")),
     }
 }

@@ -1,0 +1,5 @@
+//! The `catalog` target: see `tessera_core::fuzzing::catalog` for what it does.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tessera_core::fuzzing::catalog(data));
