@@ -247,11 +247,38 @@ fn spans_join_the_callers_trace_and_no_secret_is_ever_logged() {
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(traced_flow());
+            .block_on(traced_flow(Backend::Sqlite));
     }
 }
 
-async fn traced_flow() {
+/// The same flow on PostgreSQL, with a password in the database URL: it
+/// appears in no log line either.
+#[test]
+fn no_database_password_is_logged_on_postgres() {
+    if crate::support::db::postgres_url().is_none() {
+        crate::support::db::say_skipped("operations::no_database_password_is_logged_on_postgres");
+        return;
+    }
+    if in_own_process("operations::no_database_password_is_logged_on_postgres") {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(traced_flow(Backend::Postgres));
+    }
+}
+
+/// A password PostgreSQL's trust authentication ignores, put in the URL.
+const URL_PASSWORD: &str = "url-password-never-logged";
+
+fn with_password(url: &str) -> String {
+    match url.split_once('@') {
+        Some((user, rest)) => format!("{user}:{URL_PASSWORD}@{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+async fn traced_flow(backend: Backend) {
     use opentelemetry::trace::TracerProvider as _;
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
@@ -285,8 +312,16 @@ async fn traced_flow() {
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("tessera")));
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let issuer = Harness::start(Backend::Sqlite).await;
-    let verifier = VerifierHarness::beside(&issuer).await;
+    let db = crate::support::TestDb::new(backend).await;
+    let mut config = crate::support::issuer_config(&db);
+    config.database_url = with_password(&config.database_url);
+    let issuer = Harness::start_with(db, config).await;
+    let mut vconfig = crate::support::verifier::verifier_config(issuer.db());
+    vconfig.database_url = with_password(&vconfig.database_url);
+    let verifier = VerifierHarness::spawn(vconfig, issuer.clock.clone()).await;
+    verifier
+        .wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
+        .await;
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut login = admin(v1::LoginRequest::default());
     login.metadata_mut().insert(
@@ -358,6 +393,7 @@ async fn traced_flow() {
             created.secret.rsplit('.').next().expect("signature"),
         ),
         ("the KEK", kek.as_str()),
+        ("the database password", URL_PASSWORD),
     ] {
         assert!(!text.contains(secret), "{what} appears in the logs");
     }

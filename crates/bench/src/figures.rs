@@ -147,6 +147,7 @@ pub async fn grpc(load: Load) -> Result<()> {
 /// A verifier's shared state with its view loaded from `fixture`.
 async fn loaded(fixture: &Fixture) -> Result<Arc<Shared>> {
     let mut config = VerifierConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    config.shutdown_delay = std::time::Duration::ZERO;
     config.db_schema = fixture.schema.clone();
     let shared = Arc::new(Shared::new(config, Arc::new(SystemClock)));
     let store = shared.store.get_or_init(|| fixture.store.clone());

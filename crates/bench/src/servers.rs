@@ -21,6 +21,7 @@ use tonic_health::pb::health_client::HealthClient;
 /// it is SERVING, and how long that took from bind.
 pub async fn verifier(fixture: &Fixture, cache_size: usize) -> Result<(SocketAddr, Duration)> {
     let mut config = VerifierConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    config.shutdown_delay = std::time::Duration::ZERO;
     config.db_schema = fixture.schema.clone();
     config.signature_cache_size = cache_size;
     let started = Instant::now();
@@ -81,6 +82,7 @@ const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 /// Starts an issuer on `fixture`'s database; returns its address once SERVING.
 pub async fn issuer(fixture: &Fixture) -> Result<SocketAddr> {
     let mut config = tessera_issuer::IssuerConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    config.shutdown_delay = std::time::Duration::ZERO;
     config.db_schema = fixture.schema.clone();
     config.kek = Some(fixture.kek.to_base64());
     config.admin_password = Some(ADMIN_PASSWORD.into());

@@ -7,65 +7,23 @@
 use crate::error::IssuerError;
 use crate::judge;
 use crate::state::Shared;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use std::net::IpAddr;
 use tessera_core::revocation::Refusal;
-use tessera_core::{Claims, Grant, TokenType, grants, jwt, password};
+use tessera_core::{Claims, Grant, TokenType, authorization, grants, jwt, password};
 use tessera_store::Store;
 use tessera_store::entity::{token, user};
 use tessera_store::{tokens, users};
+use tonic::Request;
 use tonic::metadata::MetadataMap;
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 
-/// Credentials as presented.
-pub(crate) enum Credentials {
-    Basic { username: String, password: String },
-    Token(String),
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credentials::Token(_) => f.write_str("Token(<redacted>)"),
-        }
-    }
-}
+pub(crate) use tessera_core::authorization::Credentials;
 
 /// Reads the `authorization` header value: `Basic b64(user:password)`,
 /// `Bearer <token>` or `fmetoken token=<token>`.
 pub(crate) fn parse_authorization(value: &str) -> Result<Credentials, IssuerError> {
-    let garbled = || {
-        IssuerError::Unauthenticated(
-            "the authorization header is not `Basic …`, `Bearer …` or `fmetoken token=…`".into(),
-        )
-    };
-    let value = value.trim();
-    let (scheme, rest) = value.split_once(' ').ok_or_else(garbled)?;
-    let rest = rest.trim();
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = STANDARD.decode(rest).map_err(|_| garbled())?;
-        let decoded = String::from_utf8(decoded).map_err(|_| garbled())?;
-        let (username, password) = decoded.split_once(':').ok_or_else(garbled)?;
-        if username.is_empty() {
-            return Err(garbled());
-        }
-        Ok(Credentials::Basic {
-            username: username.into(),
-            password: password.into(),
-        })
-    } else if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-        Ok(Credentials::Token(rest.into()))
-    } else if scheme.eq_ignore_ascii_case("fmetoken") {
-        let token = rest.strip_prefix("token=").ok_or_else(garbled)?.trim();
-        if token.is_empty() {
-            return Err(garbled());
-        }
-        Ok(Credentials::Token(token.into()))
-    } else {
-        Err(garbled())
-    }
+    authorization::parse(value).map_err(|g| IssuerError::Unauthenticated(g.message().into()))
 }
 
 /// The credentials in `metadata`, if well-formed.
@@ -164,25 +122,82 @@ pub(crate) fn user_grants(user: &user::Model) -> Result<Vec<Grant>, IssuerError>
     }
 }
 
-/// Checks a username and password; the same error whatever is wrong.
+/// Where a call comes from, for sign-in throttling: the connection's peer,
+/// or, when that peer is a trusted proxy, the nearest untrusted address in
+/// its `x-forwarded-for`.
+pub(crate) fn source<T>(shared: &Shared, request: &Request<T>) -> Option<IpAddr> {
+    let peer = request.remote_addr().map(|a| a.ip())?;
+    let trusted = &shared.config.trusted_proxies;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = request
+        .metadata()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|hop| !trusted.contains(hop))
+        .or(Some(peer))
+}
+
+/// Checks a username and password; the same error whatever is wrong. Failed
+/// attempts make later ones from the same source (and for the same name)
+/// wait; an attempt that must still wait is refused before any hashing.
 pub(crate) async fn check_password(
     shared: &Shared,
     store: &Store,
     username: &str,
     password: &str,
+    source: Option<IpAddr>,
 ) -> Result<user::Model, IssuerError> {
-    let user = store.user_by_username(username).await?;
+    let now_ms = shared.clock.now().timestamp_millis();
+    if let Err(wait) = shared.throttle.check(username, source, now_ms) {
+        shared.logins.throttled.inc();
+        return Err(IssuerError::ResourceExhausted {
+            message: format!(
+                "too many failed sign-ins: retry in {} s",
+                wait.as_secs().max(1)
+            ),
+            retry_after: wait,
+        });
+    }
+    // A name no user can have (control characters, too long) is not looked
+    // up, but costs the same hash: refusing it early would tell a timing
+    // observer it was refused for its form.
+    let plausible = username.chars().count() <= crate::validate::MAX_NAME_CHARS
+        && !username.chars().any(char::is_control);
+    let user = if plausible {
+        store.user_by_username(username).await?
+    } else {
+        None
+    };
     let stored = user
         .as_ref()
         .map_or_else(|| shared.decoy_hash.clone(), |u| u.password_hash.clone());
     let password = password.to_owned();
-    // argon2 is deliberately slow: keep it off the async workers.
-    let matches = tokio::task::spawn_blocking(move || password::verify(&password, &stored))
+    let matches = shared
+        .hashing
+        .run(move |memory| password::verify_with(&password, &stored, memory))
         .await
-        .map_err(|e| IssuerError::Internal(format!("password check task failed: {e}")))??;
+        .inspect_err(|_| {
+            shared.logins.busy.inc();
+        })??;
     match user {
-        Some(user) if matches && user.enabled => Ok(user),
-        _ => Err(IssuerError::Unauthenticated(BAD_CREDENTIALS.into())),
+        Some(user) if matches && user.enabled => {
+            shared.throttle.succeeded(username, source);
+            Ok(user)
+        }
+        _ => {
+            shared.logins.failed.inc();
+            shared.throttle.failed(username, source, now_ms);
+            Err(IssuerError::Unauthenticated(BAD_CREDENTIALS.into()))
+        }
     }
 }
 
@@ -246,55 +261,18 @@ pub(crate) async fn check_token(
 }
 
 /// Authenticates a management call made with a password or a token.
-pub(crate) async fn authenticate(
+pub(crate) async fn authenticate<T>(
     shared: &Shared,
-    metadata: &MetadataMap,
+    request: &Request<T>,
 ) -> Result<Caller, IssuerError> {
-    let credentials = credentials(metadata)?;
+    let credentials = credentials(request.metadata())?;
     let store = shared.store()?;
     match credentials {
         Credentials::Basic { username, password } => {
-            let user = check_password(shared, store, &username, &password).await?;
+            let source = source(shared, request);
+            let user = check_password(shared, store, &username, &password, source).await?;
             Ok(Caller::with_password(user))
         }
         Credentials::Token(token) => check_token(shared, store, &token).await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_header_form_is_read() {
-        let basic = format!("Basic {}", STANDARD.encode("alice:pa:ss"));
-        match parse_authorization(&basic) {
-            Ok(Credentials::Basic { username, password }) => {
-                assert_eq!(username, "alice");
-                assert_eq!(password, "pa:ss");
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        assert!(
-            matches!(parse_authorization("Bearer abc"), Ok(Credentials::Token(t)) if t == "abc")
-        );
-        assert!(matches!(
-            parse_authorization("fmetoken token=abc"),
-            Ok(Credentials::Token(t)) if t == "abc"
-        ));
-        for bad in [
-            "",
-            "Basic",
-            "Basic !!!",
-            "Bearer ",
-            "fmetoken abc",
-            "Digest x",
-            "Basic OmZvbw==",
-        ] {
-            assert!(
-                parse_authorization(bad).is_err(),
-                "{bad:?} should be refused"
-            );
-        }
     }
 }

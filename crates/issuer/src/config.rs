@@ -17,7 +17,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera-data/tessera.db?mode=rw
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
 /// Everything the issuer can be told.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct IssuerConfig {
     /// Address to listen on for gRPC.
     #[arg(long, env = "TESSERA_ISSUER_LISTEN", default_value = DEFAULT_LISTEN)]
@@ -127,9 +127,42 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Memory, in MiB, that password hashes running at once may hold (each
+    /// argon2id hash holds 19 MiB): bounds concurrent logins; beyond it a
+    /// login is answered RESOURCE_EXHAUSTED at once. The default suits a
+    /// 512 MiB container.
+    #[arg(long, env = "TESSERA_PASSWORD_HASH_MEMORY", default_value_t = 128)]
+    pub password_hash_memory_mib: u64,
+
+    /// Failed sign-ins allowed per user name and source address before each
+    /// next attempt must wait (1 s, doubling).
+    #[arg(long, env = "TESSERA_LOGIN_FREE_FAILURES", default_value_t = 3)]
+    pub login_free_failures: u32,
+
+    /// The longest wait failed sign-ins impose.
+    #[arg(long, env = "TESSERA_LOGIN_MAX_DELAY", default_value = "15m", value_parser = duration)]
+    pub login_max_delay: Duration,
+
+    /// Proxies (IP addresses) whose `x-forwarded-for` names the real client,
+    /// repeated or comma-separated. Without them the source of a sign-in is
+    /// the connection's peer address.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// After SIGTERM, how long calls in flight may take to finish.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,
+
+    /// After SIGTERM, how long to keep serving while health says
+    /// NOT_SERVING, so probes and load balancers checking on new
+    /// connections stop routing here before the listener closes. Keep it
+    /// (plus the grace period) inside the pod's termination grace period.
+    #[arg(long, env = "TESSERA_SHUTDOWN_DELAY", default_value = "5s", value_parser = duration)]
+    pub shutdown_delay: Duration,
 
     /// The server certificate chain (PEM): with `--tls-key`, serve TLS.
     #[arg(long, env = "TESSERA_TLS_CERT")]
@@ -142,6 +175,21 @@ pub struct IssuerConfig {
     /// CA certificates (PEM) client certificates must chain to: require mTLS.
     #[arg(long, env = "TESSERA_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<std::path::PathBuf>,
+}
+
+/// Shows no secret: the KEK and the admin password are left out and the
+/// database URL's password is redacted.
+impl std::fmt::Debug for IssuerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &tessera_store::redact(&self.database_url))
+            .field("db_schema", &self.db_schema)
+            .field("kek_file", &self.kek_file)
+            .field("issuer_name", &self.issuer_name)
+            .field("catalog", &self.catalog)
+            .finish_non_exhaustive()
+    }
 }
 
 impl IssuerConfig {
@@ -174,7 +222,12 @@ impl IssuerConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
             metrics_listen: None,
+            password_hash_memory_mib: 128,
+            login_free_failures: 3,
+            login_max_delay: Duration::from_secs(900),
+            trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::from_secs(5),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

@@ -57,6 +57,14 @@ pub enum IssuerError {
     /// The store or another dependency cannot answer now; retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// Too much at once (password checks beyond the memory budget), or too
+    /// many failed sign-ins: retry after `retry_after` (sent as a
+    /// `google.rpc.RetryInfo` detail).
+    #[error("{message}")]
+    ResourceExhausted {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// A fault on the issuer's side. The detail is logged, not returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,6 +103,7 @@ impl IssuerError {
             }
             IssuerError::Aborted(_) => "ABORTED",
             IssuerError::Unavailable(_) => "UNAVAILABLE",
+            IssuerError::ResourceExhausted { .. } => "RESOURCE_EXHAUSTED",
             IssuerError::Internal(_) => "INTERNAL",
         }
     }
@@ -149,6 +158,14 @@ impl From<IssuerError> for Status {
             }
             IssuerError::Aborted(m) => Status::aborted(m),
             IssuerError::Unavailable(m) => Status::unavailable(m),
+            IssuerError::ResourceExhausted {
+                message,
+                retry_after,
+            } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
             IssuerError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Status::internal("internal error; the issuer's log has the details")

@@ -61,7 +61,22 @@ pub(crate) fn sign(
         ver: secret.version,
         generation: generation(secret.owner),
     };
-    Ok(jwt::sign(&claims, signer)?)
+    let token = jwt::sign(&claims, signer)?;
+    // Grants are bounded on the way in; this catches anything older (a
+    // user's grants stored before the bounds) before a token is handed out
+    // that no verifier would accept.
+    if token.len() > jwt::MAX_TOKEN_BYTES {
+        return Err(IssuerError::invalid(
+            "permissions",
+            format!(
+                "the token would be {} bytes, over the {} its verifiers accept: give it fewer \
+                 grants",
+                token.len(),
+                jwt::MAX_TOKEN_BYTES
+            ),
+        ));
+    }
+    Ok(token)
 }
 
 /// Signs and records a token; returns its row and its secret string.

@@ -19,12 +19,15 @@ mod catalog;
 pub mod config;
 mod convert;
 pub mod error;
+mod hashing;
 mod issue;
 mod judge;
 pub mod maintenance;
+mod screen;
 mod server;
 mod service;
 mod state;
+mod throttle;
 mod validate;
 
 pub use bootstrap::ADMIN_USERNAME;

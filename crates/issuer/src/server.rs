@@ -1,6 +1,7 @@
 //! Binding, serving, health and shutdown.
 
 use crate::error::IssuerError;
+use crate::screen::ScreenLayer;
 use crate::service::{audit::Audit, keys::Keys, session::Sessions, tokens::Tokens, users::Users};
 use crate::state::Shared;
 use crate::{IssuerConfig, bootstrap, maintenance};
@@ -82,6 +83,12 @@ impl Issuer {
         set_health(&reporter, ServingStatus::NotServing).await;
         let mut registry = Registry::with_prefix("tessera_issuer");
         let pool_metrics = PoolMetrics::register(&mut registry);
+        shared.logins.register(&mut registry);
+        tracing::info!(
+            at_once = shared.hashing.size(),
+            memory_mib = config.password_hash_memory_mib,
+            "password hashing budget"
+        );
         let background = tokio::spawn(keep_healthy(shared.clone(), reporter.clone(), pool_metrics));
         let upkeep = tokio::spawn(maintenance::run(shared.clone()));
 
@@ -90,10 +97,17 @@ impl Issuer {
         let drain = Drain::default();
         let health_abort = background.abort_handle();
         let draining = drain.clone();
+        let delay = config.shutdown_delay;
         let stop_serving = async move {
             shutdown.await;
             health_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
+            // Still serving, so probes on new connections see NOT_SERVING
+            // before the listener closes.
+            if !delay.is_zero() {
+                tracing::info!(?delay, "shutting down: not serving, still answering");
+                tokio::time::sleep(delay).await;
+            }
             draining.start();
         };
         let grpc_metrics = GrpcMetrics::register(&mut registry);
@@ -110,6 +124,8 @@ impl Issuer {
             .build_v1()
             .map_err(|e| IssuerError::Internal(format!("reflection: {e}")))?;
 
+        let screen = ScreenLayer::new(tessera_proto::FILE_DESCRIPTOR_SET)
+            .map_err(|e| IssuerError::Internal(format!("request screen: {e}")))?;
         let mut builder = Server::builder();
         if let Some(tls) = self.tls {
             builder = builder
@@ -121,6 +137,7 @@ impl Issuer {
             .trace_fn(tessera_serve::telemetry::grpc_span)
             .layer(grpc_metrics.layer())
             .layer(ShedLayer::new(config.max_concurrent_requests))
+            .layer(screen)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(SessionServiceServer::new(Sessions(shared.clone())))

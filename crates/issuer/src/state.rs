@@ -3,10 +3,14 @@
 
 use crate::IssuerConfig;
 use crate::error::IssuerError;
+use crate::hashing::HashBudget;
+use crate::throttle::{Policy, Throttle};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tessera_core::keys::{Kek, Signer, VerifyingKey};
 use tessera_core::{Catalog, Clock, password};
+use tessera_serve::metrics::prometheus_client::metrics::counter::Counter;
+use tessera_serve::metrics::prometheus_client::registry::Registry;
 use tessera_store::Store;
 
 /// The issuer's shared state.
@@ -22,13 +26,49 @@ pub(crate) struct Shared {
     verifying: RwLock<HashMap<String, VerifyingKey>>,
     /// A hash checked when the user does not exist, so both cases take as long.
     pub decoy_hash: String,
+    /// Bounds the memory concurrent password hashes hold.
+    pub hashing: HashBudget,
+    /// Failed sign-ins, for growing delays.
+    pub throttle: Throttle,
+    /// Sign-in counters, registered with the metrics.
+    pub logins: LoginMetrics,
+}
+
+/// Counters of password sign-ins (Basic credentials, wherever presented).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoginMetrics {
+    /// Wrong user name or password.
+    pub failed: Counter,
+    /// Refused before any check: the source or name must still wait.
+    pub throttled: Counter,
+    /// Refused because too many password checks were running.
+    pub busy: Counter,
+}
+
+impl LoginMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "login_failures",
+            "Password sign-ins refused for a wrong user name or password",
+            self.failed.clone(),
+        );
+        registry.register(
+            "login_throttled",
+            "Password sign-ins refused unchecked because earlier failures impose a wait",
+            self.throttled.clone(),
+        );
+        registry.register(
+            "login_busy",
+            "Password sign-ins refused because the password hashing budget was full",
+            self.busy.clone(),
+        );
+    }
 }
 
 impl Shared {
     pub fn new(config: IssuerConfig, clock: Arc<dyn Clock>, kek: Kek) -> Result<Self, IssuerError> {
         let catalog = crate::catalog::load(config.catalog.as_deref())?;
         Ok(Self {
-            config,
             clock,
             kek,
             catalog,
@@ -36,6 +76,13 @@ impl Shared {
             signers: Mutex::new(HashMap::new()),
             verifying: RwLock::new(HashMap::new()),
             decoy_hash: password::decoy_hash()?,
+            hashing: HashBudget::new(config.password_hash_memory_mib),
+            throttle: Throttle::new(Policy::new(
+                config.login_free_failures,
+                config.login_max_delay,
+            )),
+            logins: LoginMetrics::default(),
+            config,
         })
     }
 

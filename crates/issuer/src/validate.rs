@@ -74,6 +74,18 @@ pub fn grants(
     field: &str,
     grants: &[v1::Grant],
 ) -> Vec<Grant> {
+    if grants.len() > tessera_core::grants::MAX_GRANTS {
+        v.add(
+            field,
+            format!(
+                "holds {} grants; at most {} are allowed (a grant on a type covers all its \
+                 items)",
+                grants.len(),
+                tessera_core::grants::MAX_GRANTS
+            ),
+        );
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(grants.len());
     for (i, g) in grants.iter().enumerate() {
         let resource = g.resource.trim();
@@ -88,6 +100,17 @@ pub fn grants(
             v.add(
                 format!("{field}[{i}].actions"),
                 "must name at least one action",
+            );
+            continue;
+        }
+        if g.actions.len() > tessera_core::grants::MAX_ACTIONS {
+            v.add(
+                format!("{field}[{i}].actions"),
+                format!(
+                    "names {} actions; at most {} are allowed (`*` stands for all)",
+                    g.actions.len(),
+                    tessera_core::grants::MAX_ACTIONS
+                ),
             );
             continue;
         }
@@ -118,6 +141,17 @@ pub fn grants(
             };
             v.add(format!("{field}[{i}].{part}"), p.description);
         }
+    }
+    let size = tessera_core::grants::json_size(&out);
+    if size > tessera_core::grants::MAX_GRANTS_JSON_BYTES {
+        v.add(
+            field,
+            format!(
+                "take {size} bytes in a token; at most {} fit the 8 KiB verifiers accept: give \
+                 fewer or shorter grants (a grant on a type covers all its items)",
+                tessera_core::grants::MAX_GRANTS_JSON_BYTES
+            ),
+        );
     }
     out
 }

@@ -51,11 +51,20 @@ const ACTION_CHARS: usize = 64;
 const TARGET_CHARS: usize = 256;
 const OUTCOME_CHARS: usize = 32;
 
-fn clip(mut text: String, chars: usize) -> String {
-    if let Some((at, _)) = text.char_indices().nth(chars) {
-        text.truncate(at);
-    }
-    text
+/// `text` cut to `chars` characters, with control characters (which
+/// PostgreSQL cannot store, in NUL's case) shown as U+FFFD: an audit event
+/// records what was tried, even when what was tried was garbage.
+fn clip(text: String, chars: usize) -> String {
+    text.chars()
+        .take(chars)
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\t') {
+                '\u{FFFD}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 pub(crate) async fn insert(
@@ -70,7 +79,7 @@ pub(crate) async fn insert(
         action: Set(clip(event.action, ACTION_CHARS)),
         target: Set(clip(event.target, TARGET_CHARS)),
         outcome: Set(clip(event.outcome, OUTCOME_CHARS)),
-        detail: Set(event.detail),
+        detail: Set(clip(event.detail, usize::MAX)),
     }
     .insert(conn)
     .await?;

@@ -38,8 +38,8 @@ pub struct Store {
     backend: Backend,
 }
 
-/// How to open a store.
-#[derive(Debug, Clone)]
+/// How to open a store. Its `Debug` form redacts the URL's password.
+#[derive(Clone)]
 pub struct ConnectConfig {
     /// The database URL: `sqlite://path?mode=rwc` or `postgres://…`.
     pub url: String,
@@ -49,6 +49,17 @@ pub struct ConnectConfig {
     pub schema: Option<String>,
     /// How long to wait for a connection before answering "unavailable".
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for ConnectConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectConfig")
+            .field("url", &redact(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("schema", &self.schema)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl ConnectConfig {
@@ -78,7 +89,15 @@ impl Store {
                 "database URL must start with sqlite: or postgres://".to_owned(),
             )
         })?;
-        let mut options = ConnectOptions::new(config.url.clone());
+        // The password never travels inside the URL: sea-orm records its
+        // connect options (URL included) on a trace span, so it is handed
+        // to the driver separately.
+        tracing::debug!(url = %redact(&config.url), "opening the store");
+        let (url, password) = split_password(&config.url);
+        let mut options = ConnectOptions::new(url);
+        if let Some(password) = password {
+            options.map_sqlx_postgres_opts(move |o| o.password(&password));
+        }
         options
             .sqlx_logging(false)
             .acquire_timeout(config.acquire_timeout)
@@ -172,5 +191,87 @@ impl Store {
     pub async fn execute_unprepared(&self, sql: &str) -> Result<(), StoreError> {
         self.db.execute_unprepared(sql).await?;
         Ok(())
+    }
+}
+
+/// `url` with the password of its user part replaced by `***`, for any
+/// message or log line that names a database.
+pub fn redact(url: &str) -> String {
+    match split_password(url) {
+        (bare, Some(_)) => match bare.split_once('@') {
+            Some((user, rest)) => format!("{user}:***@{rest}"),
+            None => bare,
+        },
+        (bare, None) => bare,
+    }
+}
+
+/// Splits the password (percent-decoded) out of a `scheme://user:pw@host…`
+/// URL; the URL comes back as `scheme://user@host…`.
+fn split_password(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let Some((user, password)) = userinfo.split_once(':') else {
+        return (url.to_owned(), None);
+    };
+    (
+        format!("{scheme}://{user}@{host}{tail}"),
+        Some(percent_decode(password)),
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_come_out_of_urls() {
+        assert_eq!(
+            split_password("postgres://app:s%40cret:x@db:5432/tessera?sslmode=require"),
+            (
+                "postgres://app@db:5432/tessera?sslmode=require".to_owned(),
+                Some("s@cret:x".to_owned())
+            )
+        );
+        assert_eq!(
+            split_password("postgres://app@db/tessera"),
+            ("postgres://app@db/tessera".to_owned(), None)
+        );
+        assert_eq!(
+            split_password("sqlite://tessera-data/tessera.db?mode=rwc").1,
+            None
+        );
+        assert_eq!(
+            redact("postgres://app:hunter2@db/t"),
+            "postgres://app:***@db/t"
+        );
+        assert_eq!(redact("postgres://db/t"), "postgres://db/t");
     }
 }

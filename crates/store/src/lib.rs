@@ -19,6 +19,6 @@ pub mod tokens;
 pub mod users;
 
 pub use cleanup::CleanupReport;
-pub use connect::{Backend, ConnectConfig, Store};
+pub use connect::{Backend, ConnectConfig, Store, redact};
 pub use error::StoreError;
 pub use sea_orm::DatabaseConnection;

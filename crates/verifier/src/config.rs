@@ -16,7 +16,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera-data/tessera.db?mode=rwc";
 
 /// Everything the verifier can be told.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct VerifierConfig {
     /// Address to listen on for gRPC.
     #[arg(long, env = "TESSERA_VERIFIER_LISTEN", default_value = DEFAULT_LISTEN)]
@@ -91,6 +91,13 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,
 
+    /// After SIGTERM, how long to keep serving while health says
+    /// NOT_SERVING, so probes and load balancers checking on new
+    /// connections stop routing here before the listener closes. Keep it
+    /// (plus the grace period) inside the pod's termination grace period.
+    #[arg(long, env = "TESSERA_SHUTDOWN_DELAY", default_value = "5s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+
     /// The server certificate chain (PEM): with `--tls-key`, serve TLS.
     #[arg(long, env = "TESSERA_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -116,6 +123,18 @@ fn duration_ms(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Shows no secret: the database URL's password is redacted.
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &tessera_store::redact(&self.database_url))
+            .field("db_schema", &self.db_schema)
+            .field("trusted_issuers", &self.trusted_issuers)
+            .finish_non_exhaustive()
+    }
+}
+
 impl VerifierConfig {
     /// The defaults, listening on `listen` and reading `database_url`.
     pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
@@ -136,6 +155,7 @@ impl VerifierConfig {
             max_concurrent_requests: 4096,
             metrics_listen: None,
             shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::from_secs(5),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

@@ -75,17 +75,24 @@ impl VerifierServer {
         let config = shared.config.clone();
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let sync = tokio::spawn(keep_in_sync(shared.clone(), reporter.clone()));
+        let sync = tokio::spawn(keep_in_sync(shared.clone()));
+        let health = tokio::spawn(report_health(shared.clone(), reporter.clone()));
 
-        // On the signal: stop the sync loop (it would report SERVING again),
-        // report NOT_SERVING, then let the server drain.
+        // On the signal: stop the health task (it would report SERVING
+        // again), report NOT_SERVING while still serving for the shutdown
+        // delay (so probes on new connections see it), then drain.
         let drain = Drain::default();
-        let sync_abort = sync.abort_handle();
+        let health_abort = health.abort_handle();
         let draining = drain.clone();
+        let delay = config.shutdown_delay;
         let stop_serving = async move {
             shutdown.await;
-            sync_abort.abort();
+            health_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
+            if !delay.is_zero() {
+                tracing::info!(?delay, "shutting down: not serving, still answering");
+                tokio::time::sleep(delay).await;
+            }
             draining.start();
         };
         if let Some(addr) = config.metrics_listen {
@@ -126,7 +133,47 @@ impl VerifierServer {
             .await
             .map_err(|e| VerifierError::Startup(format!("server: {e}")));
         sync.abort();
+        health.abort();
         result
+    }
+}
+
+/// How often health is brought in line with the view's freshness.
+const HEALTH_EVERY: Duration = Duration::from_millis(25);
+
+/// Reports SERVING exactly while the view is fresh, judged on a timer of
+/// its own: a sync stuck waiting on an unreachable store must not hold
+/// health at SERVING while Verify already answers STALE.
+async fn report_health(shared: Arc<Shared>, reporter: HealthReporter) {
+    let policy = shared.policy();
+    let mut serving = false;
+    loop {
+        let now_ms = shared.clock.now().timestamp_millis();
+        let age_ms = shared.view.age_ms(now_ms);
+        let fresh = age_ms.is_some_and(|age| age <= policy.max_staleness_ms);
+        let metrics = &shared.metrics;
+        metrics
+            .staleness_seconds
+            .set(age_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0));
+        metrics.stale.set(i64::from(!fresh));
+        if fresh != serving {
+            if fresh {
+                tracing::info!("revocation view is fresh: serving");
+            } else {
+                tracing::warn!("revocation view is stale: not serving, refusing every token");
+            }
+            set_health(
+                &reporter,
+                if fresh {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                },
+            )
+            .await;
+            serving = fresh;
+        }
+        tokio::time::sleep(HEALTH_EVERY).await;
     }
 }
 
@@ -153,15 +200,12 @@ async fn connect(config: &VerifierConfig) -> Store {
     }
 }
 
-/// Loads the view, then follows the revocation log every sync interval,
-/// reporting SERVING only while the view is fresh.
-async fn keep_in_sync(shared: Arc<Shared>, reporter: HealthReporter) {
+/// Loads the view, then follows the revocation log every sync interval.
+async fn keep_in_sync(shared: Arc<Shared>) {
     let config = shared.config.clone();
     let store = connect(&config).await;
     let store = shared.store.get_or_init(|| store);
     let view = &shared.view;
-    let policy = shared.policy();
-    let mut serving = false;
     let mut failing = false;
     let mut keys_refreshed = Instant::now();
     let mut pruned = Instant::now();
@@ -196,35 +240,12 @@ async fn keep_in_sync(shared: Arc<Shared>, reporter: HealthReporter) {
             pruned = Instant::now();
             view.prune(now_ms.div_euclid(1000));
         }
-        let age_ms = view.age_ms(now_ms);
-        let fresh = age_ms.is_some_and(|age| age <= policy.max_staleness_ms);
         let metrics = &shared.metrics;
         metrics
             .revocation_entries
             .set(i64::try_from(view.revocation_entries()).unwrap_or(i64::MAX));
         metrics.last_seq.set(view.last_seq());
-        metrics
-            .staleness_seconds
-            .set(age_ms.map_or(f64::INFINITY, |ms| ms as f64 / 1000.0));
-        metrics.stale.set(i64::from(!fresh));
         metrics.pool.set(store.pool_use());
-        if fresh != serving {
-            if fresh {
-                tracing::info!("revocation view is fresh: serving");
-            } else {
-                tracing::warn!("revocation view is stale: not serving, refusing every token");
-            }
-            set_health(
-                &reporter,
-                if fresh {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                },
-            )
-            .await;
-            serving = fresh;
-        }
         tokio::time::sleep(config.sync_interval).await;
     }
 }

@@ -88,6 +88,7 @@ pub fn issuer_config(db: &TestDb) -> IssuerConfig {
     config.kek = Some(db.kek.to_base64());
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.health_interval = Duration::from_millis(100);
+    config.shutdown_delay = Duration::ZERO;
     config
 }
 

@@ -54,19 +54,21 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let issuer = Issuer::bind(
-        IssuerConfig::new(args.issuer_listen, url.clone()),
-        clock.clone(),
-    )
-    .await
-    .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
+    // Ctrl-C stops a development server at once: nothing balances load to it.
+    let mut issuer_config = IssuerConfig::new(args.issuer_listen, url.clone());
+    issuer_config.shutdown_delay = std::time::Duration::ZERO;
+    let issuer = Issuer::bind(issuer_config, clock.clone())
+        .await
+        .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
     let issuer_addr = issuer
         .local_addr()
         .map_err(|e| CliError::Local(e.to_string()))?;
     let issuer_task = tokio::spawn(issuer.run_until(until_stopped(stopped.clone())));
     // The verifier reads the tables the issuer creates: start it second.
     wait_serving("issuer", issuer_addr).await?;
-    let verifier = VerifierServer::bind(VerifierConfig::new(args.verifier_listen, url), clock)
+    let mut verifier_config = VerifierConfig::new(args.verifier_listen, url);
+    verifier_config.shutdown_delay = std::time::Duration::ZERO;
+    let verifier = VerifierServer::bind(verifier_config, clock)
         .await
         .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
     let verifier_addr = verifier

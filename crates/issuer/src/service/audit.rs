@@ -19,7 +19,7 @@ impl Audit {
         request: Request<v1::ListAuditEventsRequest>,
     ) -> Result<v1::ListAuditEventsResponse, IssuerError> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let store = shared.store()?;
         let body = request.into_inner();
         let mut v = Violations::default();

@@ -118,7 +118,7 @@ impl KeyService for Keys {
         request: Request<v1::RotateKeyRequest>,
     ) -> Result<Response<v1::RotateKeyResponse>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let result = Keys::rotate(self, &caller, request.into_inner()).await;
         Ok(Response::new(
             audited::outcome(shared, &caller, "key.rotate", "keys", result).await?,

@@ -33,6 +33,7 @@ impl Sessions {
                     .into(),
             ));
         };
+        let source = auth::source(shared, &request);
         let body = request.into_inner();
         let kind = v1::SessionKind::try_from(body.kind)
             .map_err(|_| IssuerError::invalid("kind", "is not a session kind"))?;
@@ -40,14 +41,30 @@ impl Sessions {
 
         let store = shared.store()?;
         let now = shared.now();
-        let user = match auth::check_password(shared, store, &username, &password).await {
+        let user = match auth::check_password(shared, store, &username, &password, source).await {
             Ok(user) => user,
             Err(e) => {
-                let actor: String = username.chars().take(128).collect();
-                let event = NewAudit::ok(&actor, "session.login", String::new())
-                    .with_outcome("denied", "invalid credentials");
-                if let Err(audit_err) = store.record_audit(now, event).await {
-                    tracing::warn!(error = %audit_err, "could not record a failed login");
+                // Only a refusal is a failed login (a store outage is not),
+                // and it is recorded in the background: a caller waits for
+                // at most one store timeout.
+                let outcome = match &e {
+                    IssuerError::Unauthenticated(_) => Some(("denied", "invalid credentials")),
+                    IssuerError::ResourceExhausted { .. } => Some((
+                        "throttled",
+                        "refused unchecked: earlier failures impose a wait",
+                    )),
+                    _ => None,
+                };
+                if let Some((outcome, detail)) = outcome {
+                    let actor: String = username.chars().take(128).collect();
+                    let event = NewAudit::ok(&actor, "session.login", String::new())
+                        .with_outcome(outcome, detail);
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        if let Err(audit_err) = store.record_audit(now, event).await {
+                            tracing::warn!(error = %audit_err, "could not record a failed login");
+                        }
+                    });
                 }
                 return Err(e);
             }
@@ -253,7 +270,7 @@ impl SessionService for Sessions {
         request: Request<v1::ExtendSessionRequest>,
     ) -> Result<Response<v1::ExtendSessionResponse>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let target = caller
             .token
             .as_ref()
@@ -269,7 +286,7 @@ impl SessionService for Sessions {
         request: Request<v1::LogoutRequest>,
     ) -> Result<Response<v1::LogoutResponse>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let target = caller
             .token
             .as_ref()

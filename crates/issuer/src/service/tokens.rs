@@ -260,7 +260,7 @@ impl Tokens {
 macro_rules! audited_call {
     ($self:ident, $request:ident, $action:literal, |$caller:ident, $body:ident| $target:expr, $call:expr) => {{
         let shared = &$self.0;
-        let $caller = auth::authenticate(shared, $request.metadata()).await?;
+        let $caller = auth::authenticate(shared, &$request).await?;
         let $body = $request.into_inner();
         let target: String = $target;
         let result = $call.await;
@@ -289,7 +289,7 @@ impl TokenService for Tokens {
         &self,
         request: Request<v1::GetTokenRequest>,
     ) -> Result<Response<v1::Token>, Status> {
-        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        let caller = auth::authenticate(&self.0, &request).await?;
         Ok(Response::new(
             self.get(&caller, request.into_inner()).await?,
         ))
@@ -299,7 +299,7 @@ impl TokenService for Tokens {
         &self,
         request: Request<v1::ListTokensRequest>,
     ) -> Result<Response<v1::ListTokensResponse>, Status> {
-        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        let caller = auth::authenticate(&self.0, &request).await?;
         Ok(Response::new(
             self.list(&caller, request.into_inner()).await?,
         ))

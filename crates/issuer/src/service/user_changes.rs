@@ -304,6 +304,7 @@ pub(crate) async fn set_password(
     shared: &Shared,
     caller: &Caller,
     body: v1::SetPasswordRequest,
+    source: Option<std::net::IpAddr>,
 ) -> Result<v1::SetPasswordResponse, IssuerError> {
     let own = is_self(caller, &body.user);
     if !own {
@@ -319,14 +320,20 @@ pub(crate) async fn set_password(
                 "to change your own password, give the current one in current_password".into(),
             ));
         }
-        auth::check_password(shared, store, &caller.user.username, &body.current_password)
-            .await
-            .map_err(|e| match e {
-                IssuerError::Unauthenticated(_) => {
-                    IssuerError::PermissionDenied("the current password is wrong".into())
-                }
-                other => other,
-            })?;
+        auth::check_password(
+            shared,
+            store,
+            &caller.user.username,
+            &body.current_password,
+            source,
+        )
+        .await
+        .map_err(|e| match e {
+            IssuerError::Unauthenticated(_) => {
+                IssuerError::PermissionDenied("the current password is wrong".into())
+            }
+            other => other,
+        })?;
     }
     let target = if own {
         caller.user.clone()
@@ -335,7 +342,7 @@ pub(crate) async fn set_password(
         require_may_change(caller, &target)?;
         target
     };
-    let hash = hash_password(&body.new_password).await?;
+    let hash = hash_password(shared, &body.new_password).await?;
     let now = shared.now();
     let (row, ()) = store
         .change_user(&target.id, now, |row, _| {

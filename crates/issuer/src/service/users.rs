@@ -105,12 +105,12 @@ pub(crate) fn username_taken(username: &str) -> IssuerError {
 }
 
 /// Hashes a password off the async workers (argon2 is slow on purpose).
-pub(crate) async fn hash_password(text: &str) -> Result<String, IssuerError> {
+pub(crate) async fn hash_password(shared: &Shared, text: &str) -> Result<String, IssuerError> {
     let text = text.to_owned();
-    tokio::task::spawn_blocking(move || password::hash(&text))
-        .await
-        .map_err(|e| IssuerError::Internal(format!("password hashing task failed: {e}")))?
-        .map_err(IssuerError::from)
+    Ok(shared
+        .hashing
+        .run(move |memory| password::hash_with(&text, memory))
+        .await??)
 }
 
 impl Users {
@@ -131,7 +131,7 @@ impl Users {
         v.finish()?;
         require_grantable(caller, new.admin, &grants)?;
         require_complete(&shared.catalog, &grants)?;
-        let hash = hash_password(&body.password).await?;
+        let hash = hash_password(shared, &body.password).await?;
         let store = shared.store()?;
         let id = uuid::Uuid::now_v7().to_string();
         let audit = NewAudit::ok(caller.actor(), "user.create", format!("users/{id}"));
@@ -215,7 +215,7 @@ impl UserService for Users {
         request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let body = request.into_inner();
         let target = target(body.user.as_ref().map_or("", |u| u.username.as_str()));
         let result = self.create(&caller, body).await;
@@ -228,7 +228,7 @@ impl UserService for Users {
         &self,
         request: Request<v1::GetUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        let caller = auth::authenticate(&self.0, &request).await?;
         Ok(Response::new(
             self.get(&caller, request.into_inner()).await?,
         ))
@@ -238,7 +238,7 @@ impl UserService for Users {
         &self,
         request: Request<v1::ListUsersRequest>,
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        let caller = auth::authenticate(&self.0, request.metadata()).await?;
+        let caller = auth::authenticate(&self.0, &request).await?;
         Ok(Response::new(
             self.list(&caller, request.into_inner()).await?,
         ))
@@ -249,7 +249,7 @@ impl UserService for Users {
         request: Request<v1::UpdateUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let body = request.into_inner();
         let target = target(body.user.as_ref().map_or("", |u| {
             if u.id.is_empty() {
@@ -269,7 +269,7 @@ impl UserService for Users {
         request: Request<v1::DeleteUserRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
         let body = request.into_inner();
         let target = target(&body.user);
         let result = user_changes::delete(shared, &caller, body).await;
@@ -283,14 +283,15 @@ impl UserService for Users {
         request: Request<v1::SetPasswordRequest>,
     ) -> Result<Response<v1::SetPasswordResponse>, Status> {
         let shared = &self.0;
-        let caller = auth::authenticate(shared, request.metadata()).await?;
+        let caller = auth::authenticate(shared, &request).await?;
+        let source = auth::source(shared, &request);
         let body = request.into_inner();
         let target = if body.user.is_empty() {
             target(caller.actor())
         } else {
             target(&body.user)
         };
-        let result = user_changes::set_password(shared, &caller, body).await;
+        let result = user_changes::set_password(shared, &caller, body, source).await;
         Ok(Response::new(
             audited::outcome(shared, &caller, "user.set_password", &target, result).await?,
         ))
