@@ -82,6 +82,49 @@ impl Fixture {
         Ok(jwt::sign(&claims, &self.signer)?)
     }
 
+    /// Records a user and one token row; returns the token's id (what the
+    /// stateful comparator looks up).
+    pub async fn token_row(&self) -> Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let user = self
+            .store
+            .create_user(
+                now,
+                tessera_store::users::NewUser {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    username: "bench".into(),
+                    password_hash: "not-a-hash".into(),
+                    admin: false,
+                    enabled: true,
+                    grants: Vec::new(),
+                },
+                None,
+            )
+            .await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        self.store
+            .create_token(
+                tessera_store::tokens::NewToken {
+                    id: id.clone(),
+                    owner_id: user.id,
+                    name: "bench".into(),
+                    description: String::new(),
+                    token_type: TokenType::Api,
+                    session_kind: None,
+                    enabled: true,
+                    all_permissions: false,
+                    grants: Vec::new(),
+                    key_id: "bench".into(),
+                    create_time: now,
+                    expire_time: now + 3_600,
+                    generation: 1,
+                },
+                tessera_store::audit::NewAudit::ok("bench", "token.create", "bench"),
+            )
+            .await?;
+        Ok(id)
+    }
+
     /// Appends `n` live revoke-token events for made-up tokens, in bulk SQL.
     pub async fn bulk_revocations(&self, n: u64) -> Result<()> {
         let now = chrono::Utc::now().timestamp();

@@ -3,6 +3,7 @@
 //! figure says what it measured and how.
 
 mod alloc;
+mod external;
 mod figures;
 mod fixture;
 mod load;
@@ -47,6 +48,35 @@ enum Figure {
     },
     /// Every figure, one after the other.
     All(GrpcArgs),
+    /// Verify throughput and latency driven by h2load in its own process,
+    /// against the shipped verifier binary, a bare echo and a stateful
+    /// comparator (issue 13's table). Build the verifier in release first.
+    External {
+        /// Seconds per run (after one second of warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Interleaved rounds; the table shows medians.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// h2load clients (connections).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Streams in flight per client.
+        #[arg(long, default_value_t = 32)]
+        streams: usize,
+        /// PostgreSQL URL for the stateful comparator.
+        #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+        /// Another verifier binary to drive (an older build, to compare).
+        #[arg(long)]
+        verifier: Option<std::path::PathBuf>,
+    },
+    /// Serves one of the external figure's helper servers (used by it).
+    #[command(hide = true)]
+    Serve {
+        #[command(subcommand)]
+        server: servers::Helper,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -79,11 +109,34 @@ async fn main() -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build; figures are only meaningful with --release");
     }
+    if matches!(cli.figure, Figure::Inprocess { .. } | Figure::All(_)) {
+        alloc::count();
+    }
     match cli.figure {
         Figure::Grpc(args) => figures::grpc(args.load()).await,
         Figure::Inprocess { entries } => figures::inprocess(entries).await,
         Figure::Propagation { trials } => figures::propagation(trials).await,
         Figure::Startup { postgres, events } => figures::startup(postgres.as_deref(), events).await,
+        Figure::External {
+            seconds,
+            rounds,
+            clients,
+            streams,
+            postgres,
+            verifier,
+        } => {
+            let verifier: Option<&'static std::path::Path> =
+                verifier.map(|p| &*Box::leak(p.into_boxed_path()));
+            let shape = external::Shape {
+                verifier,
+                seconds,
+                rounds,
+                clients,
+                streams,
+            };
+            external::run(shape, postgres.as_deref()).await
+        }
+        Figure::Serve { server } => servers::serve(server).await,
         Figure::All(args) => {
             figures::grpc(args.load()).await?;
             figures::inprocess(1_000_000).await?;

@@ -173,3 +173,95 @@ pub async fn propagation_trials(
     }
     Ok(samples)
 }
+
+/// A helper server the external figure starts as a process of its own.
+#[derive(Debug, clap::Subcommand)]
+pub enum Helper {
+    /// Answers every Verify with one canned reply.
+    Echo {
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The reply: base64 of the encoded `VerifyResponse`.
+        #[arg(long)]
+        reply: String,
+    },
+    /// Answers every Verify after one primary-key lookup of a token row.
+    Lookup {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        db_schema: Option<String>,
+        #[arg(long)]
+        token_id: String,
+    },
+}
+
+/// The stateful design: every check reads the token's row.
+struct Lookup {
+    store: tessera_store::Store,
+    id: String,
+}
+
+#[tonic::async_trait]
+impl VerifierService for Lookup {
+    async fn verify(
+        &self,
+        _request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let row = self
+            .store
+            .token_by_id(&self.id)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| Status::not_found("no such token"))?;
+        Ok(Response::new(VerifyResponse {
+            valid: row.enabled,
+            reason: tessera_proto::v1::VerifyReason::Ok as i32,
+            token_id: row.id,
+            owner_id: row.owner_id,
+            ..Default::default()
+        }))
+    }
+}
+
+async fn serve_on<S: VerifierService>(listen: SocketAddr, service: S) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    Server::builder()
+        .add_service(VerifierServiceServer::new(service))
+        .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+        .await?;
+    Ok(())
+}
+
+/// Runs a helper until killed.
+pub async fn serve(helper: Helper) -> Result<()> {
+    match helper {
+        Helper::Echo { listen, reply } => {
+            use base64::Engine;
+            use prost::Message;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(reply)?;
+            serve_on(listen, Echo(VerifyResponse::decode(&bytes[..])?)).await
+        }
+        Helper::Lookup {
+            listen,
+            database_url,
+            db_schema,
+            token_id,
+        } => {
+            let mut config = tessera_store::ConnectConfig::new(database_url);
+            config.max_connections = 8;
+            config.schema = db_schema;
+            let store = tessera_store::Store::connect_with(config).await?;
+            serve_on(
+                listen,
+                Lookup {
+                    store,
+                    id: token_id,
+                },
+            )
+            .await
+        }
+    }
+}

@@ -7,6 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -44,7 +45,44 @@ fn latency_histogram() -> Histogram {
 pub struct GrpcMetrics {
     requests: Family<RpcLabels, Counter>,
     latency: LatencyFamily,
+    /// Each RPC's series, resolved on its first call: a request then costs
+    /// a map look-up by its path and two atomic updates, no label strings.
+    resolved: Arc<std::sync::RwLock<HashMap<String, Arc<RpcSeries>>>>,
 }
+
+/// One RPC's latency histogram and its counters by status code, each
+/// created on its code's first use (so only codes seen are exported).
+#[derive(Debug)]
+struct RpcSeries {
+    rpc: String,
+    latency: Histogram,
+    requests: Family<RpcLabels, Counter>,
+    by_code: Vec<std::sync::OnceLock<Counter>>,
+}
+
+impl RpcSeries {
+    fn count(&self, code: usize) {
+        self.by_code[code]
+            .get_or_init(|| {
+                let code = i32::try_from(code).unwrap_or(2);
+                self.requests
+                    .get_or_create(&RpcLabels {
+                        rpc: self.rpc.clone(),
+                        code: format!("{:?}", tonic::Code::from_i32(code)),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+}
+
+/// The gRPC status codes, 0 (OK) to 16 (UNAUTHENTICATED).
+const CODES: i32 = 17;
+
+/// The most RPC paths given series of their own; requests to further paths
+/// (a scanner's made-up ones) share the series of `RPC_OTHER`.
+const MAX_RPCS: usize = 256;
+const RPC_OTHER: &str = "other";
 
 impl GrpcMetrics {
     /// Registers the metrics in `registry`.
@@ -61,21 +99,45 @@ impl GrpcMetrics {
             "gRPC request latency by RPC",
             latency.clone(),
         );
-        Self { requests, latency }
+        Self {
+            requests,
+            latency,
+            resolved: Arc::default(),
+        }
     }
 
-    fn record(&self, rpc: &str, code: &str, started: Instant) {
-        self.requests
-            .get_or_create(&RpcLabels {
-                rpc: rpc.to_owned(),
-                code: code.to_owned(),
+    /// The series of `rpc`, resolving them on its first call.
+    fn series(&self, rpc: &str) -> Arc<RpcSeries> {
+        if let Some(found) = self
+            .resolved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(rpc)
+        {
+            return found.clone();
+        }
+        let mut resolved = self.resolved.write().unwrap_or_else(|e| e.into_inner());
+        let rpc = if resolved.len() >= MAX_RPCS {
+            RPC_OTHER
+        } else {
+            rpc
+        };
+        resolved
+            .entry(rpc.to_owned())
+            .or_insert_with(|| {
+                Arc::new(RpcSeries {
+                    rpc: rpc.to_owned(),
+                    latency: self
+                        .latency
+                        .get_or_create(&RpcLabel {
+                            rpc: rpc.to_owned(),
+                        })
+                        .clone(),
+                    requests: self.requests.clone(),
+                    by_code: (0..CODES).map(|_| std::sync::OnceLock::new()).collect(),
+                })
             })
-            .inc();
-        self.latency
-            .get_or_create(&RpcLabel {
-                rpc: rpc.to_owned(),
-            })
-            .observe(started.elapsed().as_secs_f64());
+            .clone()
     }
 
     /// The layer that records every request through a server.
@@ -108,14 +170,14 @@ pub struct Metered<S> {
 
 /// The status of a unary response: tonic sends an error as a trailers-only
 /// response (`grpc-status` in the headers); success puts it in trailers.
-fn code_of(response: &http::Response<Body>) -> String {
+fn code_of(response: &http::Response<Body>) -> usize {
     let code = response
         .headers()
         .get("grpc-status")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(0);
-    format!("{:?}", tonic::Code::from_i32(code))
+    usize::try_from(code.clamp(0, CODES - 1)).unwrap_or(0)
 }
 
 impl<S, B> Service<http::Request<B>> for Metered<S>
@@ -133,17 +195,17 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let rpc = request.uri().path().to_owned();
+        let series = self.metrics.series(request.uri().path());
         let started = Instant::now();
-        let metrics = self.metrics.clone();
         let response = self.inner.call(request);
         Box::pin(async move {
             let result = response.await;
             let code = match &result {
                 Ok(response) => code_of(response),
-                Err(_) => "Unknown".to_owned(),
+                Err(_) => tonic::Code::Unknown as usize,
             };
-            metrics.record(&rpc, &code, started);
+            series.count(code);
+            series.latency.observe(started.elapsed().as_secs_f64());
             result
         })
     }

@@ -99,6 +99,7 @@ pub fn tracer_provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvi
     let Some(endpoint) = &config.otlp_endpoint else {
         return Ok(None);
     };
+    EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint.clone())
@@ -129,7 +130,12 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
 {
     let filter = EnvFilter::new(config.log_filter.as_deref().unwrap_or("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a file or a pipe gets plain
+    // text, not escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let mut layers: Vec<Box<dyn Layer<S> + Send + Sync>> = vec![match config.log_format {
         LogFormat::Text => fmt.with_filter(filter).boxed(),
         LogFormat::Json => fmt.json().with_filter(filter).boxed(),
@@ -175,7 +181,30 @@ impl Extractor for Headers<'_> {
 /// header value), and a child of the caller's trace when it sent one.
 pub fn grpc_span<B>(request: &http::Request<B>) -> tracing::Span {
     let span = tracing::info_span!("grpc", rpc = %request.uri().path(), otel.kind = "server");
-    let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-    let _ = span.set_parent(parent);
+    if request.headers().contains_key("traceparent") {
+        let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
+        let _ = span.set_parent(parent);
+    }
     span
+}
+
+/// Whether spans are being exported (a tracer provider was built).
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether spans are being exported over OTLP in this process.
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A request span for a hot path that logs nothing per request (the
+/// verifier): the [`grpc_span`] when spans are exported, otherwise a DEBUG
+/// span, which costs nothing unless debug logging is on. An INFO span there
+/// would be built, formatted and dropped on every call with no one reading
+/// it.
+pub fn quiet_grpc_span<B>(request: &http::Request<B>) -> tracing::Span {
+    if exporting() {
+        grpc_span(request)
+    } else {
+        tracing::debug_span!("grpc", rpc = %request.uri().path())
+    }
 }

@@ -44,6 +44,11 @@ impl SignatureCache {
         }
     }
 
+    /// Whether tokens are remembered at all (a size of 0 turns it off).
+    pub fn is_on(&self) -> bool {
+        self.per_generation > 0
+    }
+
     /// The cache key of `token`.
     pub fn key(token: &str) -> Key {
         Sha256::digest(token.as_bytes()).into()

@@ -64,23 +64,21 @@ pub enum Signature {
 
 /// Checks form and signature, using and filling the cache.
 pub fn check_signature(view: &View, cache: &SignatureCache, token: &str) -> Signature {
-    let cache_key = SignatureCache::key(token);
-    if let Some(claims) = cache.get(&cache_key) {
+    // No cache, no key to compute: a cold check pays for the signature only.
+    let cache_key = cache.is_on().then(|| SignatureCache::key(token));
+    if let Some(claims) = cache_key.as_ref().and_then(|k| cache.get(k)) {
         return Signature::Good(claims);
     }
-    let kid = match jwt::key_id(token) {
-        Ok(kid) => kid,
-        Err(r) => return Signature::Refused(refusal(reason_of(r.reason), r.message)),
-    };
-    let Some(key) = view.key(&kid) else {
-        return Signature::UnknownKey;
-    };
-    match jwt::check(token, |_| Some(&key)) {
+    let keys = view.keys();
+    match jwt::check(token, |kid| keys.get(kid)) {
         Ok(claims) => {
             let claims = Arc::new(claims);
-            cache.insert(cache_key, claims.clone());
+            if let Some(key) = cache_key {
+                cache.insert(key, claims.clone());
+            }
             Signature::Good(claims)
         }
+        Err(r) if r.reason == Rejection::UnknownKey => Signature::UnknownKey,
         Err(r) => Signature::Refused(refusal(reason_of(r.reason), r.message)),
     }
 }

@@ -101,11 +101,13 @@ impl View {
 
     /// The public key named `kid`.
     pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(kid)
-            .cloned()
+        self.keys().get(kid).cloned()
+    }
+
+    /// The published keys as loaded last: one shared snapshot, so a check
+    /// borrows its key instead of copying it.
+    pub fn keys(&self) -> Arc<HashMap<String, VerifyingKey>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Runs `f` with the revocation set read-locked.
