@@ -690,6 +690,15 @@ async fn a_login_flood_holds_memory_to_the_budget() {
             .is_ok_and(|r| r.into_inner().status == ServingStatus::Serving as i32)
     })
     .await;
+    // `dev` reads the issuer's variables: the admin password is the one set.
+    v1::session_service_client::SessionServiceClient::new(channel.clone())
+        .login(basic(
+            v1::LoginRequest::default(),
+            "admin",
+            support::ADMIN_PASSWORD,
+        ))
+        .await
+        .expect("TESSERA_ADMIN_PASSWORD is honoured by tessera dev");
     let status_kib = |field: &str| -> u64 {
         let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
         text.lines()

@@ -415,7 +415,7 @@ async fn every_token_user_key_and_audit_command_works_end_to_end() {
         "rotate",
         "ci",
         "--grant",
-        "repositories:read,run",
+        "jobs:read",
         "--overlap",
         "5m",
     ])
@@ -426,6 +426,30 @@ async fn every_token_user_key_and_audit_command_works_end_to_end() {
         "a rotation keeps the token id"
     );
     assert_ne!(rotated["secret"], created["secret"]);
+    assert_eq!(
+        rotated["token"]["permissions"],
+        serde_json::json!([
+            {"resource": "jobs", "actions": ["read"]},
+            {"resource": "repositories", "actions": ["read"]}
+        ]),
+        "--grant adds to the token's grants"
+    );
+    let replaced = run(vec![
+        "-o",
+        "json",
+        "token",
+        "rotate",
+        "ci",
+        "--replace-grants",
+        "--grant",
+        "repositories:read,run",
+    ])
+    .await;
+    assert_eq!(
+        replaced["token"]["permissions"],
+        serde_json::json!([{"resource": "repositories", "actions": ["read", "run"]}]),
+        "--replace-grants makes --grant the whole set"
+    );
 
     let user = run(vec![
         "-o",
@@ -433,13 +457,16 @@ async fn every_token_user_key_and_audit_command_works_end_to_end() {
         "user",
         "create",
         "carol",
-        "--password",
+        "--new-password",
         "carol-password-long",
         "--grant",
         "jobs:read",
     ])
     .await;
     assert_eq!(user["username"], "carol");
+    // The new user's password went to the new user, and the admin's
+    // credentials (the global --password) still work.
+    issuer.login("carol", "carol-password-long").await;
     let users = run(vec!["-o", "json", "user", "list"]).await;
     assert_eq!(users["users"].as_array().map(Vec::len), Some(2));
     let updated = run(vec!["-o", "json", "user", "update", "carol", "--disable"]).await;
@@ -499,4 +526,47 @@ async fn every_token_user_key_and_audit_command_works_end_to_end() {
     let out = tessera(&issuer, None, &home, &["token", "list"]).await;
     assert_eq!(code(&out), 1, "after logout: not logged in");
     issuer.stop().await;
+}
+
+/// `--save-to` naming a directory or an existing file is refused before the
+/// token is created, so no secret is minted into nowhere or over a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_to_is_checked_before_the_token_is_made() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let home = Home::new();
+    let existing = home.0.join("kept.txt");
+    std::fs::write(&existing, "keep me").expect("write");
+    let dir = home.0.to_string_lossy().into_owned();
+    let file = existing.to_string_lossy().into_owned();
+    for (target, says) in [
+        (dir.as_str(), "is a directory"),
+        (file.as_str(), "already exists"),
+    ] {
+        let out = tessera(
+            &issuer,
+            None,
+            &home,
+            &[
+                &ADMIN[..],
+                &["token", "create", "lost", "--save-to", target],
+            ]
+            .concat(),
+        )
+        .await;
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "keep me");
+    let listed = tessera(
+        &issuer,
+        None,
+        &home,
+        &[&ADMIN[..], &["-o", "json", "token", "list"]].concat(),
+    )
+    .await;
+    assert!(
+        !stdout(&listed).contains("\"lost\""),
+        "no token was made: {}",
+        stdout(&listed)
+    );
 }

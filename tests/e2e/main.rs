@@ -14,6 +14,7 @@ mod login;
 mod operations;
 mod permission_access;
 mod permissions;
+mod reflection;
 mod revocation_contract;
 mod revocation_truth;
 mod rotation;

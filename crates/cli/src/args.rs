@@ -301,6 +301,10 @@ pub struct RotateArgs {
     /// Keep the old secret working this long (`10m`), up to the server's maximum.
     #[arg(long, value_parser = duration)]
     pub overlap: Option<Duration>,
+    /// Make the --grant list the token's whole set of grants; without it,
+    /// --grant adds to the grants the token holds.
+    #[arg(long)]
+    pub replace_grants: bool,
     #[command(flatten)]
     pub secret: SecretOut,
 }
@@ -310,8 +314,13 @@ pub enum UserCommand {
     /// Create a user.
     Create {
         username: String,
-        /// The new user's password (or TESSERA_NEW_PASSWORD).
-        #[arg(long, env = "TESSERA_NEW_PASSWORD", hide_env_values = true)]
+        /// The new user's password (or TESSERA_NEW_PASSWORD); the global
+        /// --password is yours, for --user.
+        #[arg(
+            long = "new-password",
+            env = "TESSERA_NEW_PASSWORD",
+            hide_env_values = true
+        )]
         password: String,
         #[arg(long)]
         admin: bool,

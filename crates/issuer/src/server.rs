@@ -118,11 +118,14 @@ impl Issuer {
             tracing::info!(addr = %bound, "metrics served on /metrics");
         }
 
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| IssuerError::Internal(format!("reflection: {e}")))?;
+        let (reflection, reflection_alpha) = tessera_serve::reflection::services(
+            &[
+                tessera_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+            &SERVICES[1..],
+        )
+        .map_err(|e| IssuerError::Internal(format!("reflection: {e}")))?;
 
         let screen = ScreenLayer::new(tessera_proto::FILE_DESCRIPTOR_SET)
             .map_err(|e| IssuerError::Internal(format!("request screen: {e}")))?;
@@ -140,6 +143,7 @@ impl Issuer {
             .layer(screen)
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(SessionServiceServer::new(Sessions(shared.clone())))
             .add_service(TokenServiceServer::new(Tokens(shared.clone())))
             .add_service(UserServiceServer::new(Users(shared.clone())))

@@ -9,6 +9,7 @@
 //! and SIGINT).
 
 pub mod metrics;
+pub mod reflection;
 pub mod shed;
 pub mod shutdown;
 pub mod telemetry;

@@ -103,11 +103,14 @@ impl VerifierServer {
             tracing::info!(addr = %bound, "metrics served on /metrics");
         }
 
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tessera_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| VerifierError::Startup(format!("reflection: {e}")))?;
+        let (reflection, reflection_alpha) = tessera_serve::reflection::services(
+            &[
+                tessera_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+            &SERVICES[1..],
+        )
+        .map_err(|e| VerifierError::Startup(format!("reflection: {e}")))?;
         let verifier = VerifierServiceServer::new(Verifier(shared.clone()))
             .max_decoding_message_size(config.max_message_bytes);
         let mut builder = Server::builder();
@@ -118,11 +121,12 @@ impl VerifierServer {
         }
         let serve = builder
             .timeout(config.request_timeout)
-            .trace_fn(tessera_serve::telemetry::grpc_span)
+            .trace_fn(tessera_serve::telemetry::quiet_grpc_span)
             .layer(shared.metrics.grpc.layer())
             .layer(ShedLayer::new(config.max_concurrent_requests))
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(verifier)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),

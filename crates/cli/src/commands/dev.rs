@@ -14,6 +14,31 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// The issuer's and verifier's settings from their `TESSERA_*` variables,
+/// as the production binaries read them (`TESSERA_ADMIN_PASSWORD`,
+/// `TESSERA_KEK`, lifetimes…); `dev`'s own flags then set the addresses
+/// and the database.
+#[derive(clap::Parser)]
+struct FromEnvironment {
+    #[command(flatten)]
+    issuer: IssuerConfig,
+}
+
+#[derive(clap::Parser)]
+struct VerifierFromEnvironment {
+    #[command(flatten)]
+    verifier: VerifierConfig,
+}
+
+fn from_environment<P: clap::Parser>(what: &str) -> Result<P, CliError> {
+    P::try_parse_from(["tessera dev"]).map_err(|e| {
+        CliError::Usage(format!(
+            "a TESSERA_* variable for the {what} is not valid: {}",
+            e.to_string().trim()
+        ))
+    })
+}
+
 async fn wait_serving(what: &str, addr: SocketAddr) -> Result<(), CliError> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| CliError::Local(e.to_string()))?
@@ -54,8 +79,10 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    let mut issuer_config = from_environment::<FromEnvironment>("issuer")?.issuer;
+    issuer_config.listen = args.issuer_listen;
+    issuer_config.database_url = url.clone();
     // Ctrl-C stops a development server at once: nothing balances load to it.
-    let mut issuer_config = IssuerConfig::new(args.issuer_listen, url.clone());
     issuer_config.shutdown_delay = std::time::Duration::ZERO;
     let issuer = Issuer::bind(issuer_config, clock.clone())
         .await
@@ -66,7 +93,9 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     let issuer_task = tokio::spawn(issuer.run_until(until_stopped(stopped.clone())));
     // The verifier reads the tables the issuer creates: start it second.
     wait_serving("issuer", issuer_addr).await?;
-    let mut verifier_config = VerifierConfig::new(args.verifier_listen, url);
+    let mut verifier_config = from_environment::<VerifierFromEnvironment>("verifier")?.verifier;
+    verifier_config.listen = args.verifier_listen;
+    verifier_config.database_url = url;
     verifier_config.shutdown_delay = std::time::Duration::ZERO;
     let verifier = VerifierServer::bind(verifier_config, clock)
         .await

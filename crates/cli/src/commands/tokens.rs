@@ -20,15 +20,42 @@ fn selector(s: &Selector) -> Result<Option<v1::TokenSelector>, CliError> {
     }))
 }
 
-/// Prints a new secret, or writes it to `save_to` with owner-only permissions.
+/// Refuses a `--save-to` that cannot take a new secret, before anything is
+/// asked of the issuer: a secret is shown once, so it must never be minted
+/// into a file that cannot be written, nor overwrite one.
+fn check_save_to(save_to: Option<&Path>) -> Result<(), CliError> {
+    let Some(path) = save_to else {
+        return Ok(());
+    };
+    if path.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--save-to {} is a directory: give the path of a new file in it",
+            path.display()
+        )));
+    }
+    if path.exists() {
+        return Err(CliError::Usage(format!(
+            "--save-to {} already exists: choose another file, or remove it first",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Prints a new secret, or writes it to `save_to` with owner-only
+/// permissions. Should the write fail all the same, the secret is printed
+/// instead of lost.
 fn secret(
     printer: &mut Printer<'_>,
     token: Option<&v1::Token>,
     secret: &str,
     save_to: Option<&Path>,
 ) -> Result<(), CliError> {
-    if let Some(path) = save_to {
-        session_file::write_private(path, &format!("{secret}\n"))?;
+    if let Some(path) = save_to
+        && let Err(e) = session_file::write_private(path, &format!("{secret}\n"))
+    {
+        printer.token_with_secret(token, secret, None)?;
+        return Err(e);
     }
     printer.token_with_secret(token, secret, save_to)?;
     Ok(())
@@ -39,6 +66,13 @@ pub(crate) async fn run(
     command: TokenCommand,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
+    let save_to = match &command {
+        TokenCommand::Create(args) => args.secret.save_to.as_deref(),
+        TokenCommand::Duplicate(args) => args.secret.save_to.as_deref(),
+        TokenCommand::Rotate(args) => args.secret.save_to.as_deref(),
+        _ => None,
+    };
+    check_save_to(save_to)?;
     let mut client = TokenServiceClient::new(connect(global, &global.issuer).await?);
     match command {
         TokenCommand::Create(args) => {
@@ -161,7 +195,7 @@ pub(crate) async fn run(
                     .expires_in
                     .map(|d| v1::rotate_token_request::Expiration::ExpiresIn(proto_duration(d))),
                 permissions: grants(&args.grants.grants),
-                replace_permissions: !args.grants.grants.is_empty(),
+                replace_permissions: args.replace_grants,
                 overlap: args.overlap.map(proto_duration),
                 grant_dependencies: args.grants.grant_dependencies,
             };

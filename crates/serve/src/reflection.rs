@@ -1,0 +1,42 @@
+//! gRPC server reflection, in both versions clients speak (`v1`, and
+//! `v1alpha` for Python's grpcio-reflection and older grpcurl), listing
+//! only the services this process serves: the descriptors cover the whole
+//! API, so left alone each port would advertise the other's services too.
+
+use tonic_reflection::server::{Builder, Error, v1, v1alpha};
+
+fn builder(descriptor_sets: &[&'static [u8]], services: &[&str]) -> Builder<'static> {
+    let mut builder = Builder::configure();
+    for set in descriptor_sets {
+        builder = builder.register_encoded_file_descriptor_set(set);
+    }
+    for name in services {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+/// Both reflection services for a server of `services` (fully qualified
+/// names; health and reflection itself are added), described by
+/// `descriptor_sets`.
+pub fn services(
+    descriptor_sets: &[&'static [u8]],
+    services: &[&str],
+) -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    Error,
+> {
+    let mut all: Vec<&str> = services.to_vec();
+    all.push("grpc.health.v1.Health");
+    let mut v1_names = all.clone();
+    v1_names.push("grpc.reflection.v1.ServerReflection");
+    let mut alpha_names = all;
+    alpha_names.push("grpc.reflection.v1alpha.ServerReflection");
+    Ok((
+        builder(descriptor_sets, &v1_names).build_v1()?,
+        builder(descriptor_sets, &alpha_names).build_v1alpha()?,
+    ))
+}
