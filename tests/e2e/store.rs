@@ -103,3 +103,40 @@ on_both_backends!(
     migrations_are_idempotent_and_names_unique_in_the_database,
     revocation_sequence_numbers_are_dense_under_concurrent_appends,
 );
+
+/// The SQLite files are owner-only, and after a clean stop the `.db` file
+/// alone holds the data (the write-ahead log is emptied into it).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_files_are_private_and_whole_after_a_clean_stop() {
+    use std::os::unix::fs::PermissionsExt;
+    let issuer = crate::support::Harness::start(Backend::Sqlite).await;
+    issuer
+        .create_token(tessera_proto::v1::CreateTokenRequest {
+            name: "kept".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let url = issuer.db().url.clone();
+    let path = url
+        .strip_prefix("sqlite://")
+        .and_then(|rest| rest.split('?').next())
+        .expect("a sqlite file URL")
+        .to_owned();
+    let mode = |p: &str| {
+        std::fs::metadata(p)
+            .expect("file")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&path), 0o600, "the database file is owner-only");
+    // Keep the database (its directory goes with it) while looking.
+    let db = issuer.stop().await;
+    assert!(std::path::Path::new(&path).exists());
+    let wal = format!("{path}-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "the write-ahead log was emptied into the file");
+    drop(db);
+}

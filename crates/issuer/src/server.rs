@@ -161,6 +161,12 @@ impl Issuer {
             .map_err(|e| IssuerError::Internal(format!("server: {e}")));
         background.abort();
         upkeep.abort();
+        // After a clean stop the SQLite file alone holds everything.
+        if let Ok(store) = shared.store()
+            && let Err(e) = store.checkpoint().await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the database at shutdown");
+        }
         result
     }
 }

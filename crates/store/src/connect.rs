@@ -129,7 +129,23 @@ impl Store {
             }
         }
         let db = Database::connect(options).await?;
+        if backend == Backend::Sqlite {
+            owner_only(&config.url);
+        }
         Ok(Self { db, backend })
+    }
+
+    /// On SQLite, moves everything in the write-ahead log into the database
+    /// file and empties the log, so that after a clean stop the `.db` file
+    /// alone is the whole database (a copy of it is a backup). A no-op on
+    /// PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            self.db
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await?;
+        }
+        Ok(())
     }
 
     /// Applies every pending migration; a no-op when the schema is current.
@@ -192,6 +208,34 @@ impl Store {
         self.db.execute_unprepared(sql).await?;
         Ok(())
     }
+}
+
+/// Makes the SQLite file `url` names, and its journal files, readable by
+/// their owner only: they hold password hashes and sealed signing keys.
+fn owner_only(url: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or(rest))
+            .filter(|p| !p.is_empty() && !p.contains(":memory:"))
+        else {
+            return;
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{path}{suffix}");
+            if std::path::Path::new(&file).exists()
+                && let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %file, error = %e, "could not make the database file owner-only");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = url;
 }
 
 /// `url` with the password of its user part replaced by `***`, for any
