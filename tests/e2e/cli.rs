@@ -570,3 +570,32 @@ async fn save_to_is_checked_before_the_token_is_made() {
         stdout(&listed)
     );
 }
+
+/// `tessera dev` on a port that is taken fails at once, says which flag
+/// picks another, and writes nothing (no data directory, no KEK).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_on_a_busy_port_fails_before_writing_anything() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr").to_string();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .to_string();
+    let home = Home::new();
+    let data = home.0.join("never-made");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"))
+            .args(["dev", "--issuer-listen", &busy, "--verifier-listen", &free])
+            .arg("--data-dir")
+            .arg(&data)
+            .env_clear()
+            .output(),
+    )
+    .await
+    .expect("fails at once")
+    .expect("runs");
+    assert_ne!(code(&out), 0);
+    assert!(stderr(&out).contains("--issuer-listen"), "{}", stderr(&out));
+    assert!(!data.exists(), "nothing was written");
+}

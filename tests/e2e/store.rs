@@ -124,13 +124,7 @@ async fn sqlite_files_are_private_and_whole_after_a_clean_stop() {
         .and_then(|rest| rest.split('?').next())
         .expect("a sqlite file URL")
         .to_owned();
-    let mode = |p: &str| {
-        std::fs::metadata(p)
-            .expect("file")
-            .permissions()
-            .mode()
-            & 0o777
-    };
+    let mode = |p: &str| std::fs::metadata(p).expect("file").permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600, "the database file is owner-only");
     // Keep the database (its directory goes with it) while looking.
     let db = issuer.stop().await;

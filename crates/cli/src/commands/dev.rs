@@ -70,8 +70,6 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
         )
         .with_writer(std::io::stderr)
         .try_init();
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| CliError::Local(format!("cannot create {}: {e}", args.data_dir.display())))?;
     let url = format!("sqlite://{}/tessera.db?mode=rwc", args.data_dir.display());
     let clock = Arc::new(SystemClock);
 
@@ -84,22 +82,30 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     issuer_config.database_url = url.clone();
     // Ctrl-C stops a development server at once: nothing balances load to it.
     issuer_config.shutdown_delay = std::time::Duration::ZERO;
+    let mut verifier_config = from_environment::<VerifierFromEnvironment>("verifier")?.verifier;
+    verifier_config.listen = args.verifier_listen;
+    verifier_config.database_url = url;
+    verifier_config.shutdown_delay = std::time::Duration::ZERO;
+    // Both addresses first: a busy port fails before anything is written.
+    let busy = |what: &str, flag: &str, e: &dyn std::fmt::Display| {
+        CliError::Local(format!(
+            "{what}: {e} (is another tessera dev running? choose another address with {flag})"
+        ))
+    };
     let issuer = Issuer::bind(issuer_config, clock.clone())
         .await
-        .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
+        .map_err(|e| busy("issuer", "--issuer-listen", &e))?;
+    let verifier = VerifierServer::bind(verifier_config, clock)
+        .await
+        .map_err(|e| busy("verifier", "--verifier-listen", &e))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| CliError::Local(format!("cannot create {}: {e}", args.data_dir.display())))?;
     let issuer_addr = issuer
         .local_addr()
         .map_err(|e| CliError::Local(e.to_string()))?;
     let issuer_task = tokio::spawn(issuer.run_until(until_stopped(stopped.clone())));
     // The verifier reads the tables the issuer creates: start it second.
     wait_serving("issuer", issuer_addr).await?;
-    let mut verifier_config = from_environment::<VerifierFromEnvironment>("verifier")?.verifier;
-    verifier_config.listen = args.verifier_listen;
-    verifier_config.database_url = url;
-    verifier_config.shutdown_delay = std::time::Duration::ZERO;
-    let verifier = VerifierServer::bind(verifier_config, clock)
-        .await
-        .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
     let verifier_addr = verifier
         .local_addr()
         .map_err(|e| CliError::Local(e.to_string()))?;
@@ -118,6 +124,7 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
         }),
     )?;
     let _ = tokio::signal::ctrl_c().await;
+    eprintln!("stopping…");
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let _ = issuer_task.await;
