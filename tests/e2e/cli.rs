@@ -599,3 +599,21 @@ async fn dev_on_a_busy_port_fails_before_writing_anything() {
     assert!(stderr(&out).contains("--issuer-listen"), "{}", stderr(&out));
     assert!(!data.exists(), "nothing was written");
 }
+
+/// `--issuer host:port`, the form `--listen` takes, reaches a plaintext
+/// issuer as `http://host:port` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_without_a_scheme_is_plaintext_http() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let home = Home::new();
+    let bare = issuer.addr.to_string();
+    let out = tessera(
+        &issuer,
+        None,
+        &home,
+        &[&["--issuer", bare.as_str()], &ADMIN[..], &["token", "list"]].concat(),
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    issuer.stop().await;
+}

@@ -38,8 +38,14 @@ pub(crate) async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
 
 /// Opens a channel to `endpoint`, over TLS for `https://` addresses.
 pub(crate) async fn connect(global: &Global, endpoint: &str) -> Result<Channel, CliError> {
+    // `host:port`, the form --listen takes, means plaintext HTTP/2.
+    let endpoint = &if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    };
     let failed = |detail: String| CliError::Connect {
-        endpoint: endpoint.into(),
+        endpoint: endpoint.clone(),
         detail,
     };
     let mut target = Endpoint::from_shared(endpoint.to_owned())
