@@ -15,6 +15,7 @@ mod operations;
 mod permission_access;
 mod permissions;
 mod reflection;
+mod rest_fit;
 mod revocation_contract;
 mod revocation_truth;
 mod rotation;

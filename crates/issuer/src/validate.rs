@@ -50,6 +50,13 @@ pub fn name(v: &mut Violations, field: &str, name: &str) {
         );
     } else if name.chars().any(char::is_control) {
         v.add(field, "must not contain control characters");
+    } else if let Some(c) = name.chars().find(|c| matches!(c, '/' | ':')) {
+        // REST routes address a token as users/{owner}/tokens/{name}: a `/`
+        // or `:` in the name would make that route unreachable.
+        v.add(
+            field,
+            format!("must not contain {c:?} (it would break the token's REST address)"),
+        );
     } else if name.trim() != name {
         v.add(field, "must not start or end with white space");
     }

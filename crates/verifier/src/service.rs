@@ -147,6 +147,22 @@ impl VerifierService for Verifier {
         &self,
         request: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
-        Ok(Response::new(self.0.verify(request.get_ref()).await?))
+        let body = request.get_ref();
+        // A REST gateway forwards the HTTP `Authorization` header as
+        // metadata: with no token in the body, that is the credential.
+        if body.token.is_empty()
+            && body.authorization.is_empty()
+            && let Some(header) = request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+        {
+            let from_header = v1::VerifyRequest {
+                authorization: header.to_owned(),
+                ..body.clone()
+            };
+            return Ok(Response::new(self.0.verify(&from_header).await?));
+        }
+        Ok(Response::new(self.0.verify(body).await?))
     }
 }
