@@ -69,6 +69,7 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let url = format!("sqlite://{}/tessera.db?mode=rwc", args.data_dir.display());
     let clock = Arc::new(SystemClock);
@@ -87,19 +88,25 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     verifier_config.database_url = url;
     verifier_config.shutdown_delay = std::time::Duration::ZERO;
     // Both addresses first: a busy port fails before anything is written.
-    let busy = |what: &str, flag: &str, e: &dyn std::fmt::Display| {
-        CliError::Local(format!(
-            "{what}: {e} (is another tessera dev running? choose another address with {flag})"
-        ))
-    };
-    let issuer = Issuer::bind(issuer_config, clock.clone())
-        .await
-        .map_err(|e| busy("issuer", "--issuer-listen", &e))?;
-    let verifier = VerifierServer::bind(verifier_config, clock)
-        .await
-        .map_err(|e| busy("verifier", "--verifier-listen", &e))?;
+    for (what, addr, flag) in [
+        ("issuer", args.issuer_listen, "--issuer-listen"),
+        ("verifier", args.verifier_listen, "--verifier-listen"),
+    ] {
+        std::net::TcpListener::bind(addr).map_err(|e| {
+            CliError::Local(format!(
+                "{what}: cannot listen on {addr}: {e} (is another tessera dev running? choose \
+                 another address with {flag})"
+            ))
+        })?;
+    }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| CliError::Local(format!("cannot create {}: {e}", args.data_dir.display())))?;
+    let issuer = Issuer::bind(issuer_config, clock.clone())
+        .await
+        .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
+    let verifier = VerifierServer::bind(verifier_config, clock)
+        .await
+        .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
     let issuer_addr = issuer
         .local_addr()
         .map_err(|e| CliError::Local(e.to_string()))?;
