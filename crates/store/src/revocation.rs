@@ -205,6 +205,20 @@ type Row = (
     i64,
 );
 
+/// A query for the columns of [`Row`], in its order.
+fn follower_rows() -> sea_orm::Select<revocation_event::Entity> {
+    use revocation_event::Column as C;
+    revocation_event::Entity::find().select_only().columns([
+        C::Seq,
+        C::Kind,
+        C::TokenId,
+        C::UserId,
+        C::IssuedBefore,
+        C::Detail,
+        C::PruneAfter,
+    ])
+}
+
 /// Turns a stored row into the form the revocation set applies.
 fn decode_row(row: &Row) -> Result<Event, StoreError> {
     let (seq, kind, token_id, user_id, issued_before, detail, prune_after) = row;
@@ -327,17 +341,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
         use revocation_event::Column as C;
-        let mut query = revocation_event::Entity::find()
-            .select_only()
-            .columns([
-                C::Seq,
-                C::Kind,
-                C::TokenId,
-                C::UserId,
-                C::IssuedBefore,
-                C::Detail,
-                C::PruneAfter,
-            ])
+        let mut query = follower_rows()
             .filter(C::Seq.gt(after))
             .filter(C::Seq.lte(up_to));
         if let Some(now) = live_at {
@@ -365,17 +369,7 @@ impl Store {
         if token_ids.is_empty() && user_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<Row> = revocation_event::Entity::find()
-            .select_only()
-            .columns([
-                C::Seq,
-                C::Kind,
-                C::TokenId,
-                C::UserId,
-                C::IssuedBefore,
-                C::Detail,
-                C::PruneAfter,
-            ])
+        let rows: Vec<Row> = follower_rows()
             .filter(
                 Condition::any()
                     .add(C::TokenId.is_in(token_ids.iter().copied()))

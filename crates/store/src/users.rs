@@ -40,7 +40,6 @@ pub struct UserUpdate {
     pub enabled: Option<bool>,
     pub grants: Option<Vec<Grant>>,
     pub password_hash: Option<String>,
-    pub tokens_valid_after: Option<i64>,
     /// A user-wide change: the new generation, which binds every secret
     /// issued below it.
     pub generation: Option<u64>,
@@ -54,7 +53,6 @@ impl UserUpdate {
             && self.enabled.is_none()
             && self.grants.is_none()
             && self.password_hash.is_none()
-            && self.tokens_valid_after.is_none()
             && self.generation.is_none()
     }
 }
@@ -253,9 +251,6 @@ async fn apply(
     }
     if let Some(hash) = update.password_hash {
         model.password_hash = Set(hash);
-    }
-    if let Some(after) = update.tokens_valid_after {
-        model.tokens_valid_after = Set(after);
     }
     if let Some(generation) = update.generation {
         model.generation = Set(i64::try_from(generation).unwrap_or(i64::MAX));

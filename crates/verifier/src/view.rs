@@ -99,11 +99,6 @@ impl View {
             .then(|| now_ms.saturating_sub(self.last_sync_ms.load(Ordering::Acquire)))
     }
 
-    /// The public key named `kid`.
-    pub fn key(&self, kid: &str) -> Option<VerifyingKey> {
-        self.keys().get(kid).cloned()
-    }
-
     /// The published keys as loaded last: one shared snapshot, so a check
     /// borrows its key instead of copying it.
     pub fn keys(&self) -> Arc<HashMap<String, VerifyingKey>> {

@@ -22,8 +22,9 @@ pub struct Model {
     pub grants: String,
     pub create_time: i64,
     pub update_time: i64,
-    /// Tokens of this user issued (`iat`) before this time are refused: set
-    /// when the user is disabled or the password changes.
+    /// Written before generations: tokens of this user issued (`iat`)
+    /// before this time were refused. No longer written or read; kept so
+    /// older databases need no rewrite.
     pub tokens_valid_after: i64,
     /// Raised by every user-wide change (disable, delete, new password,
     /// grants taken away); secrets carry the generation they were issued at
