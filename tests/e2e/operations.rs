@@ -176,9 +176,10 @@ async fn overload_is_shed_and_shutdown_lets_calls_in_flight_finish() {
     assert!(after.is_err(), "no new calls after shutdown");
 }
 
-/// Collects the trace ids of exported spans.
+/// Collects the exported spans.
 #[derive(Default, Clone)]
-struct Collector(Arc<Mutex<Vec<Vec<u8>>>>);
+/// Exported spans: (trace id, span name).
+struct Collector(Arc<Mutex<Vec<(Vec<u8>, String)>>>);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -190,7 +191,17 @@ impl TraceService for Collector {
         for resource in request.into_inner().resource_spans {
             for scope in resource.scope_spans {
                 for span in scope.spans {
-                    ids.push(span.trace_id);
+                    let rpc = span
+                        .attributes
+                        .iter()
+                        .find(|kv| kv.key == "rpc")
+                        .map(|kv| format!("{:?}", kv.value))
+                        .unwrap_or(span.name);
+                    let rpc = format!(
+                        "{rpc} parent={:02x?} status={:?}",
+                        span.parent_span_id, span.status
+                    );
+                    ids.push((span.trace_id, rpc));
                 }
             }
         }
@@ -230,6 +241,10 @@ fn in_own_process(test: &str) -> bool {
     let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([test, "--exact", "--test-threads", "1"])
         .env(VAR, "1")
+        // Every span at TRACE is exported, thousands of the database
+        // driver's on PostgreSQL: the batch queue (2,048 by default) must
+        // hold them all, or it drops the span under test.
+        .env("OTEL_BSP_MAX_QUEUE_SIZE", "1000000")
         .status()
         .expect("run the test binary");
     assert!(
@@ -361,23 +376,41 @@ async fn traced_flow(backend: Backend) {
     assert!(refused.is_err());
     let kek = issuer.db().kek.to_base64();
     issuer.stop().await;
-    let flushing = provider.clone();
-    tokio::task::spawn_blocking(move || flushing.force_flush())
-        .await
-        .expect("flush task")
-        .expect("flush spans");
-
-    let ids = collector.0.lock().expect("lock").clone();
     let wanted: Vec<u8> = (0..16)
         .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).expect("hex"))
         .collect();
+    // A request's span closes when its connection's tasks let go of it,
+    // which can be just after the call returned: flush until it is out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let ids = loop {
+        let flushing = provider.clone();
+        tokio::task::spawn_blocking(move || flushing.force_flush())
+            .await
+            .expect("flush task")
+            .expect("flush spans");
+        let ids = collector.0.lock().expect("lock").clone();
+        if ids.iter().any(|(id, _)| id == &wanted) || std::time::Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8 logs");
     assert!(
-        ids.contains(&wanted),
-        "the login's span joined the caller's trace ({} spans exported)",
-        ids.len()
+        ids.iter().any(|(id, _)| id == &wanted),
+        "the login's span joined the caller's trace ({} spans exported: {:?}; {:?})",
+        ids.len(),
+        ids.iter()
+            .map(|(id, name)| format!(
+                "{} {name}",
+                id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ))
+            .take(20)
+            .collect::<Vec<_>>(),
+        text.lines()
+            .filter(|line| line.contains("trace context"))
+            .collect::<Vec<_>>()
     );
 
-    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8 logs");
     assert!(
         text.len() > 1_000,
         "TRACE logging captured the flow ({} bytes)",

@@ -183,7 +183,9 @@ pub fn grpc_span<B>(request: &http::Request<B>) -> tracing::Span {
     let span = tracing::info_span!("grpc", rpc = %request.uri().path(), otel.kind = "server");
     if request.headers().contains_key("traceparent") {
         let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
-        let _ = span.set_parent(parent);
+        if let Err(error) = span.set_parent(parent) {
+            tracing::debug!(%error, "the caller's trace context was not applied");
+        }
     }
     span
 }
@@ -206,5 +208,37 @@ pub fn quiet_grpc_span<B>(request: &http::Request<B>) -> tracing::Span {
         grpc_span(request)
     } else {
         tracing::debug_span!("grpc", rpc = %request.uri().path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::TraceContextExt as _;
+
+    fn traced_request() -> http::Request<()> {
+        http::Request::builder()
+            .uri("/tessera.v1.SessionService/Login")
+            .header(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .body(())
+            .expect("request")
+    }
+
+    #[test]
+    fn the_request_span_joins_the_callers_trace_with_production_layers() {
+        let provider = SdkTracerProvider::builder().build();
+        let config = TelemetryConfig {
+            log_filter: Some("trace".into()),
+            ..Default::default()
+        };
+        let subscriber = tracing_subscriber::registry().with(layers(&config, Some(&provider)));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = grpc_span(&traced_request());
+            let trace_id = span.context().span().span_context().trace_id();
+            assert_eq!(trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        });
     }
 }
