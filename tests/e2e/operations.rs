@@ -176,10 +176,12 @@ async fn overload_is_shed_and_shutdown_lets_calls_in_flight_finish() {
     assert!(after.is_err(), "no new calls after shutdown");
 }
 
+/// An exported span: its trace id and a description for failure messages.
+type Exported = (Vec<u8>, String);
+
 /// Collects the exported spans.
 #[derive(Default, Clone)]
-/// Exported spans: (trace id, span name).
-struct Collector(Arc<Mutex<Vec<(Vec<u8>, String)>>>);
+struct Collector(Arc<Mutex<Vec<Exported>>>);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
