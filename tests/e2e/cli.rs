@@ -617,3 +617,153 @@ async fn an_address_without_a_scheme_is_plaintext_http() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     issuer.stop().await;
 }
+
+/// Refusals speak in commands and flags, not RPCs and request fields, and
+/// times read as dates, not Unix seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_name_commands_and_flags() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let home = Home::new();
+    let run = |args: Vec<&'static str>| {
+        let (issuer, home) = (&issuer, &home);
+        async move { tessera(issuer, None, home, &[&ADMIN[..], &args].concat()).await }
+    };
+    let refused = |out: &Output, wanted: &str, api: &str| {
+        assert_eq!(code(out), 1, "{}", stderr(out));
+        let text = stderr(out);
+        assert!(text.contains(wanted), "names {wanted}: {text}");
+        assert!(!text.contains(api), "does not name {api}: {text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    };
+
+    let out = run(vec![
+        "token",
+        "create",
+        "dl",
+        "--grant",
+        "repositories:download",
+    ])
+    .await;
+    refused(&out, "--grant-dependencies", "grant_dependencies");
+
+    let out = run(vec![
+        "user",
+        "set-password",
+        "admin",
+        "--new",
+        "a-new-password-1",
+    ])
+    .await;
+    refused(&out, "--current", "current_password");
+    assert!(
+        !stderr(&out).contains("ask an administrator"),
+        "a missing current password is not a missing grant: {}",
+        stderr(&out)
+    );
+
+    let out = run(vec!["token", "create", "short", "--expires-in", "1d"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = run(vec!["token", "update", "short", "--expires-in", "30d"]).await;
+    refused(&out, "`tessera token rotate`", "RotateToken");
+
+    let out = run(vec!["token", "create", "long", "--expires-in", "100000d"]).await;
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let text = stderr(&out);
+    let date = regex_lite_date(&text);
+    assert!(date, "the latest end reads as a date: {text}");
+    assert!(
+        !text
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|n| n.len() >= 10),
+        "no raw Unix seconds: {text}"
+    );
+
+    // A refused login does not send the user back to `tessera login`.
+    let out = tessera(
+        &issuer,
+        None,
+        &home,
+        &["--user", "admin", "--password", "not-the-password", "login"],
+    )
+    .await;
+    assert_eq!(code(&out), 1);
+    assert!(!stderr(&out).contains("tessera login"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--password"), "{}", stderr(&out));
+    issuer.stop().await;
+}
+
+/// Whether `text` holds an RFC 3339 UTC time such as `2027-01-05T10:00:00Z`.
+fn regex_lite_date(text: &str) -> bool {
+    text.as_bytes().windows(20).any(|w| {
+        let digits = |r: std::ops::Range<usize>| w[r].iter().all(u8::is_ascii_digit);
+        digits(0..4)
+            && w[4] == b'-'
+            && digits(5..7)
+            && w[7] == b'-'
+            && digits(8..10)
+            && w[10] == b'T'
+            && digits(11..13)
+            && w[13] == b':'
+            && w[19] == b'Z'
+    })
+}
+
+/// `tessera dev` takes the issuer's settings from the environment, as the
+/// production binaries do: the administrator password it is given works,
+/// and no random one is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_reads_the_admin_password_from_the_environment() {
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .to_string()
+    };
+    let (issuer_addr, verifier_addr) = (free(), free());
+    let home = Home::new();
+    let password = "dev-password-from-env-1";
+    let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"))
+        .args(["dev", "--issuer-listen", &issuer_addr])
+        .args(["--verifier-listen", &verifier_addr])
+        .arg("--data-dir")
+        .arg(home.0.join("data"))
+        .env_clear()
+        .env("TESSERA_ADMIN_PASSWORD", password)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("dev starts");
+    let login = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"))
+            .args(["--issuer", &issuer_addr, "--user", "admin"])
+            .args(["--password", password, "login", "--print"])
+            .env_clear()
+            .env("TESSERA_CONFIG_DIR", &home.0)
+            .output()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let out = loop {
+        let out = login().await.expect("the CLI runs");
+        if code(&out) == 0 || std::time::Instant::now() > deadline {
+            break out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(code(&out), 0, "the given password works: {}", stderr(&out));
+    dev.start_kill().expect("stop dev");
+    let mut banner = String::new();
+    if let Some(mut err) = dev.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            err.read_to_string(&mut banner),
+        )
+        .await;
+    }
+    let _ = dev.wait().await;
+    assert!(
+        !banner.contains("with password:"),
+        "no generated password is printed: {banner}"
+    );
+}

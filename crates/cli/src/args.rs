@@ -360,8 +360,10 @@ pub enum UserCommand {
     SetPassword {
         #[arg(value_name = "USER")]
         name: String,
+        /// The new password (at least 12 characters).
         #[arg(long, env = "TESSERA_NEW_PASSWORD", hide_env_values = true)]
         new: String,
+        /// Your current password: needed to change your own.
         #[arg(long, env = "TESSERA_CURRENT_PASSWORD", hide_env_values = true)]
         current: Option<String>,
     },

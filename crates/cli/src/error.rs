@@ -34,20 +34,101 @@ impl CliError {
 
 impl From<tonic::Status> for CliError {
     fn from(status: tonic::Status) -> Self {
+        let mut message = in_cli_terms(status.message());
+        if message.is_empty() {
+            message = format!("the server answered {:?}", status.code());
+        }
         let hint = match status.code() {
             Code::Unauthenticated => " (log in with `tessera login`, or pass --token or --user)",
+            // The issuer said why it cannot start; "try again" would not help.
+            Code::Unavailable if message.contains("cannot start") => "",
             Code::Unavailable => " (is the server running and ready? try again shortly)",
+            // A refusal about the caller's own password is not about grants.
+            Code::PermissionDenied if message.contains("--current") => "",
             Code::PermissionDenied => " (ask an administrator for the grant)",
             Code::Unimplemented => " (the server is older than this client)",
             _ => "",
         };
-        // One line, whatever the server said.
-        let message = status.message().replace('\n', " ");
-        let message = if message.is_empty() {
-            format!("the server answered {:?}", status.code())
-        } else {
-            message
-        };
         CliError::Rpc(format!("{message}{hint}"))
+    }
+}
+
+impl CliError {
+    /// A refused `tessera login`: the credentials themselves were wrong, so
+    /// pointing back at `tessera login` would send the user in a circle.
+    pub fn login_refused(status: tonic::Status) -> Self {
+        if status.code() == Code::Unauthenticated {
+            CliError::Rpc(format!(
+                "{} (check --user and --password, or TESSERA_USER and TESSERA_PASSWORD)",
+                in_cli_terms(status.message())
+            ))
+        } else {
+            status.into()
+        }
+    }
+}
+
+/// The server's message on one line, with the API's names for things (RPCs,
+/// request fields) replaced by the commands and flags a CLI user types.
+fn in_cli_terms(message: &str) -> String {
+    const TERMS: &[(&str, &str)] = &[
+        ("with RotateToken", "with `tessera token rotate`"),
+        ("(RotateToken)", "(`tessera token rotate`)"),
+        ("set grant_dependencies", "pass --grant-dependencies"),
+        ("in current_password", "with --current"),
+        ("replace_permissions", "--replace-grants"),
+    ];
+    let mut message = message.replace('\n', " ");
+    for (api, cli) in TERMS {
+        message = message.replace(api, cli);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(code: Code, message: &str) -> String {
+        CliError::from(tonic::Status::new(code, message)).to_string()
+    }
+
+    #[test]
+    fn api_names_become_commands_and_flags() {
+        assert_eq!(
+            shown(
+                Code::FailedPrecondition,
+                "add them, or set grant_dependencies to have them added"
+            ),
+            "add them, or pass --grant-dependencies to have them added"
+        );
+        assert_eq!(
+            shown(
+                Code::FailedPrecondition,
+                "rotate the token (RotateToken) with the new expiry"
+            ),
+            "rotate the token (`tessera token rotate`) with the new expiry"
+        );
+        assert_eq!(
+            shown(
+                Code::PermissionDenied,
+                "to change your own password, give the current one in current_password"
+            ),
+            "to change your own password, give the current one with --current"
+        );
+        assert_eq!(
+            shown(Code::PermissionDenied, "needs users: manage"),
+            "needs users: manage (ask an administrator for the grant)"
+        );
+    }
+
+    #[test]
+    fn a_refused_login_does_not_point_at_login() {
+        let text = CliError::login_refused(tonic::Status::unauthenticated(
+            "wrong user name or password",
+        ))
+        .to_string();
+        assert!(!text.contains("tessera login"), "{text}");
+        assert!(text.contains("--password"), "{text}");
     }
 }

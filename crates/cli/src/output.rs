@@ -371,13 +371,23 @@ impl<'a> Printer<'a> {
     /// A verifier's answer.
     pub fn verdict(&mut self, v: &v1::VerifyResponse) -> io::Result<()> {
         if self.format == Output::Json {
+            // The identity is there whenever the signature checked, refused
+            // or not; otherwise every identity field is null, never "".
+            let known = !v.token_id.is_empty();
+            let text = |s: &str| {
+                if known {
+                    Value::String(s.into())
+                } else {
+                    Value::Null
+                }
+            };
             let value = json!({
                 "valid": v.valid,
                 "reason": reason_name(v.reason),
                 "message": v.message,
-                "token_id": v.token_id,
-                "owner_id": v.owner_id,
-                "type": if v.valid { Value::String(type_name(v.r#type).into()) } else { Value::Null },
+                "token_id": text(&v.token_id),
+                "owner_id": text(&v.owner_id),
+                "type": text(type_name(v.r#type)),
                 "grants": grants_json(&v.grants),
                 "expire_time": rfc3339(v.expire_time.as_ref()),
             });
@@ -391,7 +401,11 @@ impl<'a> Printer<'a> {
             writeln!(self.out, "expires: {}", self.when(v.expire_time.as_ref()))?;
             writeln!(self.out, "grants:  {}", grants_text(&v.grants))
         } else {
-            writeln!(self.out, "invalid: {reason}: {}", v.message)
+            writeln!(self.out, "invalid: {reason}: {}", v.message)?;
+            if !v.token_id.is_empty() {
+                writeln!(self.out, "token:   {} (owner {})", v.token_id, v.owner_id)?;
+            }
+            Ok(())
         }
     }
 

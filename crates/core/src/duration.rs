@@ -48,6 +48,15 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// A Unix time as people read it in messages and audit details:
+/// RFC 3339 in UTC to the second (`2027-01-05T10:00:00Z`), never raw seconds.
+pub fn instant(unix_secs: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(unix_secs, 0).map_or_else(
+        || unix_secs.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
 /// Formats a duration the way [`parse`] reads it, largest units first.
 pub fn format(d: Duration) -> String {
     let mut secs = d.as_secs();

@@ -274,8 +274,10 @@ pub fn expiry(v: &mut Violations, now: i64, lifetime: Lifetime<'_>, max: Duratio
             v.add(
                 field,
                 format!(
-                    "is past the maximum token lifetime of {} (ends {end})",
-                    tessera_core::duration::format(max)
+                    "is past the maximum token lifetime of {} (it would end {}, the latest is {})",
+                    tessera_core::duration::format(max),
+                    tessera_core::duration::instant(end),
+                    tessera_core::duration::instant(max_end)
                 ),
             );
             None

@@ -66,8 +66,13 @@ pub(crate) async fn verify(
     args: VerifyArgs,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
+    // A pasted header value (`Bearer <t>`, `fmetoken token=<t>`) means its token.
+    let token = match tessera_core::authorization::token(&args.token) {
+        Ok(inner) if args.token.contains(char::is_whitespace) => inner.to_owned(),
+        _ => args.token,
+    };
     let request = v1::VerifyRequest {
-        token: args.token,
+        token,
         resource: args.resource.unwrap_or_default(),
         action: args.action.unwrap_or_default(),
         ..Default::default()

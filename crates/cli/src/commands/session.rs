@@ -29,7 +29,8 @@ pub(crate) async fn login(
     };
     let reply = SessionServiceClient::new(connect(global, &global.issuer).await?)
         .login(with_authorization(request, &basic)?)
-        .await?
+        .await
+        .map_err(CliError::login_refused)?
         .into_inner();
     let token = reply.token.unwrap_or_default();
     // Only now, with a session in hand, is the file touched.
@@ -45,7 +46,15 @@ pub(crate) async fn login(
         printer.raw(&reply.secret)?;
     } else {
         printer.done(
-            &format!("logged in as {}; session saved in {}", token.owner_name, dir.display()),
+            &format!(
+                "logged in as {}; session saved in {}; it expires {}",
+                token.owner_name,
+                dir.display(),
+                token
+                    .expire_time
+                    .as_ref()
+                    .map_or_else(|| "never".into(), |t| tessera_core::duration::instant(t.seconds))
+            ),
             serde_json::json!({ "session": crate::output::token_json(&token), "saved_to": dir.display().to_string() }),
         )?;
     }

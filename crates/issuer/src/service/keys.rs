@@ -33,8 +33,13 @@ pub(crate) async fn rotate(
 ) -> Result<Option<signing_key::Model>, IssuerError> {
     let pair = keys::generate(&shared.kek)?;
     let kid = pair.kid.clone();
-    let audit = NewAudit::ok(actor, "key.rotate", format!("keys/{kid}"))
-        .with_outcome("ok", format!("signs from {}", now.saturating_add(delay)));
+    let audit = NewAudit::ok(actor, "key.rotate", format!("keys/{kid}")).with_outcome(
+        "ok",
+        format!(
+            "signs from {}",
+            tessera_core::duration::instant(now.saturating_add(delay))
+        ),
+    );
     let rotated = store
         .rotate_key(
             now,

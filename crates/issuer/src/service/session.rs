@@ -160,7 +160,13 @@ impl Sessions {
                         "session.extend",
                         format!("tokens/{}", row.id),
                     )
-                    .with_outcome("ok", format!("expires at {expire_time}")),
+                    .with_outcome(
+                        "ok",
+                        format!(
+                            "expires at {}",
+                            tessera_core::duration::instant(expire_time)
+                        ),
+                    ),
                 };
                 Ok((change, secret))
             })

@@ -272,7 +272,10 @@ pub(crate) async fn rotate(
                 audit: NewAudit::ok(caller.actor(), "token.rotate", format!("tokens/{}", row.id))
                     .with_outcome(
                         "ok",
-                        format!("secret version {version}; previous accepted until {previous_end}"),
+                        format!(
+                            "secret version {version}; previous accepted until {}",
+                            tessera_core::duration::instant(previous_end)
+                        ),
                     ),
             };
             Ok((change, (secret, previous_end, added)))
