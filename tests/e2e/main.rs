@@ -7,6 +7,7 @@ mod support;
 mod abuse;
 mod cli;
 mod differential;
+mod first_hour;
 mod health;
 mod key_rotation;
 mod keys;

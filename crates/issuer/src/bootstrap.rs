@@ -40,6 +40,13 @@ pub(crate) fn resolve_kek(config: &IssuerConfig) -> Result<Kek, IssuerError> {
     };
     let kek_path = sibling_kek_path(&db_path);
     if kek_path.exists() {
+        tracing::warn!(
+            "DEVELOPMENT MODE: the key encryption key is read from {}, beside the database, \
+             because neither TESSERA_KEK nor TESSERA_KEK_FILE is set. Anyone who can read that \
+             file can read the signing keys. In production, give the issuer its KEK from a \
+             secret store.",
+            kek_path.display()
+        );
         let text = std::fs::read_to_string(&kek_path).map_err(|e| {
             bad(format!(
                 "cannot read the KEK file {}: {e}",
@@ -48,6 +55,18 @@ pub(crate) fn resolve_kek(config: &IssuerConfig) -> Result<Kek, IssuerError> {
         })?;
         return Kek::from_base64(&text)
             .map_err(|e| bad(format!("KEK file {}: {e}", kek_path.display())));
+    }
+    // A database that already holds signing keys cannot be read with a new
+    // KEK: generating one would only turn a lost file into a later, vaguer
+    // failure.
+    if std::fs::metadata(&db_path).is_ok_and(|m| m.len() > 0) {
+        return Err(bad(format!(
+            "the database {} exists but its key encryption key file {} is missing: restore \
+             that file, or set TESSERA_KEK or TESSERA_KEK_FILE to the KEK this database was set \
+             up with (a new KEK cannot unseal its signing keys)",
+            db_path.display(),
+            kek_path.display()
+        )));
     }
     let kek = Kek::generate()?;
     write_private(&kek_path, &kek.to_base64()).map_err(|e| {
@@ -63,8 +82,21 @@ pub(crate) fn resolve_kek(config: &IssuerConfig) -> Result<Kek, IssuerError> {
         kek_path.display()
     );
     tracing::warn!("{warning}");
-    eprintln!("WARNING: {warning}");
     Ok(kek)
+}
+
+/// Where the KEK came from, for messages: the same order as [`resolve_kek`].
+fn kek_source(config: &IssuerConfig) -> String {
+    if config.kek.is_some() {
+        return "TESSERA_KEK (--kek)".into();
+    }
+    if let Some(path) = &config.kek_file {
+        return format!("the file {}", path.display());
+    }
+    match config.sqlite_path() {
+        Some(db) => format!("the file {}", sibling_kek_path(&db).display()),
+        None => "a throw-away key".into(),
+    }
 }
 
 fn sibling_kek_path(db_path: &Path) -> PathBuf {
@@ -179,7 +211,8 @@ async fn ensure_signing_key(shared: &Shared, store: &Store) -> Result<(), Issuer
     // Unseal now so a wrong KEK is reported at start, not at the first login.
     Signer::unseal(&shared.kek, &row.kid, &row.sealed_private_key).map_err(|e| {
         IssuerError::FailedPrecondition(format!(
-            "{e}: is TESSERA_KEK the one this database was set up with?"
+            "{e}: is the key encryption key from {} the one this database was set up with?",
+            kek_source(&shared.config)
         ))
     })?;
     Ok(())

@@ -189,6 +189,7 @@ async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter, pool: PoolM
             }
             Err(e) => {
                 tracing::error!(error = %e, retry_in = ?backoff, "issuer start-up failed");
+                shared.start_failed(&e);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }

@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     /// The permission catalog grants are checked against.
     pub catalog: Catalog,
     store: OnceLock<Store>,
+    /// Why start-up last failed, when an operator must fix it by hand.
+    start_failure: Mutex<Option<String>>,
     signers: Mutex<HashMap<String, Signer>>,
     verifying: RwLock<HashMap<String, VerifyingKey>>,
     /// A hash checked when the user does not exist, so both cases take as long.
@@ -73,6 +75,7 @@ impl Shared {
             kek,
             catalog,
             store: OnceLock::new(),
+            start_failure: Mutex::new(None),
             signers: Mutex::new(HashMap::new()),
             verifying: RwLock::new(HashMap::new()),
             decoy_hash: password::decoy_hash()?,
@@ -89,8 +92,24 @@ impl Shared {
     /// The store, once start-up has connected and migrated it.
     pub fn store(&self) -> Result<&Store, IssuerError> {
         self.store.get().ok_or_else(|| {
-            IssuerError::Unavailable("the issuer is starting: its store is not ready yet".into())
+            let failure = self.start_failure.lock().ok().and_then(|f| f.clone());
+            IssuerError::Unavailable(match failure {
+                Some(why) => format!("the issuer cannot start: {why} (it keeps retrying)"),
+                None => "the issuer is starting: its store is not ready yet".into(),
+            })
         })
+    }
+
+    /// Records why start-up last failed, for callers to read in UNAVAILABLE
+    /// answers. Only configuration mistakes (a wrong KEK, a missing file) are
+    /// kept: they say nothing about the database a stranger could use, and
+    /// they are what an operator must fix by hand.
+    pub fn start_failed(&self, error: &IssuerError) {
+        if let (IssuerError::FailedPrecondition(why), Ok(mut slot)) =
+            (error, self.start_failure.lock())
+        {
+            *slot = Some(why.clone());
+        }
     }
 
     pub fn set_store(&self, store: Store) {

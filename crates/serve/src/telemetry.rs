@@ -120,6 +120,11 @@ pub fn tracer_provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvi
     ))
 }
 
+/// What is logged when `RUST_LOG` is not set: INFO, without PostgreSQL's
+/// NOTICE messages (the migrator's `CREATE TABLE IF NOT EXISTS` draws
+/// "relation already exists" notices at every start).
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
 /// The subscriber layers for `config` and `provider`, for a caller that
 /// installs them itself (tests use a scoped subscriber).
 pub fn layers<S>(
@@ -129,7 +134,7 @@ pub fn layers<S>(
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
 {
-    let filter = EnvFilter::new(config.log_filter.as_deref().unwrap_or("info"));
+    let filter = EnvFilter::new(config.log_filter.as_deref().unwrap_or(DEFAULT_LOG_FILTER));
     // Colour only for a person at a terminal: a file or a pipe gets plain
     // text, not escape codes.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

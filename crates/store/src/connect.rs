@@ -49,6 +49,11 @@ pub struct ConnectConfig {
     pub schema: Option<String>,
     /// How long to wait for a connection before answering "unavailable".
     pub acquire_timeout: Duration,
+    /// Whether to create what is missing: the SQLite file, the PostgreSQL
+    /// schema. The issuer does; a verifier, which only reads, does not, so
+    /// one started first waits for the issuer instead of making an empty
+    /// database.
+    pub create: bool,
 }
 
 impl std::fmt::Debug for ConnectConfig {
@@ -58,6 +63,7 @@ impl std::fmt::Debug for ConnectConfig {
             .field("max_connections", &self.max_connections)
             .field("schema", &self.schema)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("create", &self.create)
             .finish()
     }
 }
@@ -70,6 +76,7 @@ impl ConnectConfig {
             max_connections: 10,
             schema: None,
             acquire_timeout: Duration::from_secs(5),
+            create: true,
         }
     }
 }
@@ -102,6 +109,7 @@ impl Store {
             .sqlx_logging(false)
             .acquire_timeout(config.acquire_timeout)
             .connect_timeout(config.acquire_timeout);
+        let create = config.create;
         match backend {
             Backend::Sqlite => {
                 // An in-memory database exists once per connection: keep one.
@@ -113,8 +121,8 @@ impl Store {
                 options
                     .max_connections(max)
                     .min_connections(1)
-                    .map_sqlx_sqlite_opts(|o| {
-                        o.create_if_missing(true)
+                    .map_sqlx_sqlite_opts(move |o| {
+                        o.create_if_missing(create)
                             .journal_mode(SqliteJournalMode::Wal)
                             .synchronous(SqliteSynchronous::Normal)
                             .busy_timeout(Duration::from_secs(5))
@@ -128,7 +136,19 @@ impl Store {
                 }
             }
         }
-        let db = Database::connect(options).await?;
+        if backend == Backend::Postgres
+            && create
+            && let Some(schema) = &config.schema
+        {
+            create_schema(&config.url, schema).await?;
+        }
+        let db = match Database::connect(options).await {
+            Ok(db) => db,
+            Err(e) => match sqlite_path(&config.url) {
+                Some(path) => return Err(StoreError::Unavailable(cannot_open(path, create, &e))),
+                None => return Err(e.into()),
+            },
+        };
         if backend == Backend::Sqlite {
             owner_only(&config.url);
         }
@@ -212,16 +232,68 @@ impl Store {
 
 /// Makes the SQLite file `url` names, and its journal files, readable by
 /// their owner only: they hold password hashes and sealed signing keys.
+/// The file a SQLite URL names, if it names one (not `:memory:`).
+fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest))
+        .filter(|p| !p.is_empty() && !p.contains(":memory:"))
+}
+
+/// Why a SQLite file would not open, naming it: the driver's own message
+/// ("unable to open database file") names nothing.
+fn cannot_open(path: &str, create: bool, error: &sea_orm::DbErr) -> String {
+    let file = std::path::Path::new(path);
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let why = if !dir.is_dir() {
+        format!("its directory {} does not exist", dir.display())
+    } else if !create && !file.exists() {
+        "it does not exist yet: start the issuer first, which creates it".to_owned()
+    } else {
+        error.to_string()
+    };
+    format!("cannot open the SQLite database {path}: {why}")
+}
+
+/// Creates a PostgreSQL schema if it is missing, over a connection of its
+/// own (the pool's search path names a schema that may not exist yet).
+async fn create_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    if schema.is_empty()
+        || !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(StoreError::Unavailable(format!(
+            "the schema name {schema:?} must be letters, digits and underscores"
+        )));
+    }
+    let (url, password) = split_password(url);
+    let mut options = ConnectOptions::new(url);
+    if let Some(password) = password {
+        options.map_sqlx_postgres_opts(move |o| o.password(&password));
+    }
+    options
+        .sqlx_logging(false)
+        .max_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    let db = Database::connect(options).await?;
+    let created = db
+        .execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+        .await;
+    let _ = db.close().await;
+    created?;
+    Ok(())
+}
+
 fn owner_only(url: &str) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let Some(path) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .map(|rest| rest.split('?').next().unwrap_or(rest))
-            .filter(|p| !p.is_empty() && !p.contains(":memory:"))
-        else {
+        let Some(path) = sqlite_path(url) else {
             return;
         };
         for suffix in ["", "-wal", "-shm"] {

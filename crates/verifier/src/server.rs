@@ -193,6 +193,8 @@ async fn connect(config: &VerifierConfig) -> Store {
         let mut connect = ConnectConfig::new(config.database_url.clone());
         connect.max_connections = config.db_max_connections;
         connect.schema = config.db_schema.clone();
+        // The issuer creates and migrates the database; a verifier only reads.
+        connect.create = false;
         match Store::connect_with(connect).await {
             Ok(store) => return store,
             Err(e) => {
