@@ -315,7 +315,9 @@ async fn failures_are_one_line_with_the_right_exit_code() {
         .expect("runs");
     assert_eq!(code(&out), 1);
     assert!(
-        stderr(&out).starts_with(&format!("error: cannot reach http://{addr}")),
+        stderr(&out).starts_with(&format!(
+            "error: cannot reach http://{addr}: nothing is listening there"
+        )),
         "{}",
         stderr(&out)
     );
@@ -615,6 +617,27 @@ async fn an_address_without_a_scheme_is_plaintext_http() {
     )
     .await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // The wrong scheme, or no server, is said plainly.
+    let https = format!("https://{bare}");
+    let out = tessera(
+        &issuer,
+        None,
+        &home,
+        &[
+            &["--issuer", https.as_str()],
+            &ADMIN[..],
+            &["token", "list"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("does not speak TLS there: use http://"),
+        "{}",
+        stderr(&out)
+    );
     issuer.stop().await;
 }
 
@@ -645,6 +668,34 @@ async fn hints_name_commands_and_flags() {
     ])
     .await;
     refused(&out, "--grant-dependencies", "grant_dependencies");
+    let out = run(vec![
+        "-o",
+        "json",
+        "token",
+        "create",
+        "dl",
+        "--grant",
+        "repositories:download",
+        "--grant-dependencies",
+    ])
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        json(&out)["added_dependencies"],
+        serde_json::json!([{"resource": "repositories", "actions": ["read"]}]),
+        "what --grant-dependencies added is reported"
+    );
+    // A failure in JSON mode is a JSON document on stdout too.
+    let out = run(vec!["-o", "json", "token", "get", "no-such-token"]).await;
+    assert_eq!(code(&out), 1);
+    assert_eq!(json(&out)["ok"], false);
+    assert!(
+        json(&out)["error"]
+            .as_str()
+            .is_some_and(|e| stderr(&out).contains(e)),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(vec![
         "user",

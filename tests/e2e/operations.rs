@@ -541,6 +541,7 @@ async fn tls_and_mtls_handshakes() {
         String::from_utf8_lossy(&out).contains("EdDSA")
             || String::from_utf8_lossy(&out).contains("active")
     );
+    let mut err = Vec::new();
     let plaintext = tessera_cli::run(
         [
             "tessera",
@@ -550,10 +551,27 @@ async fn tls_and_mtls_handshakes() {
             "list",
         ],
         &mut Vec::new(),
-        &mut Vec::new(),
+        &mut err,
     )
     .await;
     assert_eq!(plaintext, 1, "plaintext is refused by a TLS listener");
+    let said = String::from_utf8_lossy(&err);
+    assert!(said.contains("https:// address"), "says what to do: {said}");
+    // Without --ca-cert the system's roots are used, which do not know
+    // this CA: the refusal says which flag trusts it.
+    let mut err = Vec::new();
+    let untrusted = tessera_cli::run(
+        ["tessera", "--issuer", &endpoint, "key", "list"],
+        &mut Vec::new(),
+        &mut err,
+    )
+    .await;
+    assert_eq!(untrusted, 1);
+    let said = String::from_utf8_lossy(&err);
+    assert!(
+        said.contains("not trusted") && said.contains("--ca-cert"),
+        "{said}"
+    );
 
     // The verifier requiring client certificates.
     let mut vconfig = verifier_config(&db);

@@ -44,6 +44,9 @@ pub enum Output {
 
 /// Where to connect and who to be.
 #[derive(Debug, Args)]
+// Shown under their own heading in every subcommand's help, apart from the
+// subcommand's own flags.
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// The issuer's address.
     #[arg(
@@ -73,7 +76,8 @@ pub struct Global {
     /// Output format.
     #[arg(long, short, global = true, value_enum, default_value = "text")]
     pub output: Output,
-    /// CA certificate (PEM) to trust for `https://` addresses.
+    /// CA certificate (PEM) to trust for `https://` addresses; without it,
+    /// the system's trusted roots.
     #[arg(long, global = true, env = "TESSERA_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
     /// Client certificate (PEM) for servers that require mTLS.
@@ -215,6 +219,7 @@ pub struct SecretOut {
 pub struct CreateArgs {
     /// The token's name, unique among yours.
     pub name: String,
+    /// What the token is for, shown in listings.
     #[arg(long, default_value = "")]
     pub description: String,
     /// Lifetime (`7d`, `12h`…); the issuer's default (7d) when omitted.
@@ -313,6 +318,7 @@ pub struct RotateArgs {
 pub enum UserCommand {
     /// Create a user.
     Create {
+        /// The new user's name.
         username: String,
         /// The new user's password (or TESSERA_NEW_PASSWORD); the global
         /// --password is yours, for --user.
@@ -322,8 +328,10 @@ pub enum UserCommand {
             hide_env_values = true
         )]
         password: String,
+        /// Make the user an administrator.
         #[arg(long)]
         admin: bool,
+        /// A grant for the user, `RESOURCE:ACTION[,ACTION…]`; repeatable.
         #[arg(long = "grant", value_parser = grant)]
         grants: Vec<GrantArg>,
     },
@@ -331,17 +339,22 @@ pub enum UserCommand {
     List,
     /// Show a user.
     Get {
+        /// The user's name.
         #[arg(value_name = "USER")]
         name: String,
     },
     /// Change a user's enabled state, admin flag or grants.
     Update {
+        /// The user's name.
         #[arg(value_name = "USER")]
         name: String,
+        /// Let the user sign in again.
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
+        /// Refuse the user's sign-ins and revoke every token they hold.
         #[arg(long)]
         disable: bool,
+        /// Make the user an administrator (`true`) or not (`false`).
         #[arg(long)]
         admin: Option<bool>,
         /// Replace the user's grants with these; repeatable.
@@ -353,11 +366,13 @@ pub enum UserCommand {
     },
     /// Delete a user and their tokens.
     Delete {
+        /// The user's name.
         #[arg(value_name = "USER")]
         name: String,
     },
     /// Set a password (yours needs --current).
     SetPassword {
+        /// The user whose password changes (yourself, or anyone with `users: manage`).
         #[arg(value_name = "USER")]
         name: String,
         /// The new password (at least 12 characters).

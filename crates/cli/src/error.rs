@@ -17,6 +17,10 @@ pub enum CliError {
     /// Something on this machine failed (a file, a server started by `dev`).
     #[error("{0}")]
     Local(String),
+    /// The command printed its answer, and that answer is a refusal
+    /// (`verify` of an invalid token): exit 1, print nothing more on stdout.
+    #[error("{0}")]
+    Answered(String),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -37,6 +41,31 @@ impl From<tonic::Status> for CliError {
         let mut message = in_cli_terms(status.message());
         if message.is_empty() {
             message = format!("the server answered {:?}", status.code());
+        }
+        // A plaintext client talking to a TLS port gets garbage back, which
+        // the HTTP/2 layer reports in its own words.
+        if message.contains("h2 protocol error") {
+            message = format!(
+                "the connection broke at the HTTP/2 level ({message}): if the server serves \
+                 TLS, use an https:// address"
+            );
+        } else if message == "transport error" {
+            // The cause is in the source chain; the message alone says nothing.
+            let mut cause = String::new();
+            let mut source = std::error::Error::source(&status);
+            while let Some(e) = source {
+                cause = e.to_string();
+                source = e.source();
+            }
+            message = format!(
+                "the connection failed ({}): is the address right? a TLS server needs an \
+                 https:// address",
+                if cause.is_empty() {
+                    message.as_str()
+                } else {
+                    cause.as_str()
+                }
+            );
         }
         let hint = match status.code() {
             Code::Unauthenticated => " (log in with `tessera login`, or pass --token or --user)",

@@ -42,10 +42,16 @@ where
         clap_complete::generate(*shell, &mut args::Cli::command(), "tessera", out);
         return 0;
     }
+    let json = cli.global.output == args::Output::Json;
     match commands::run(cli, out).await {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
+            // A script reading stdout gets a document on failure too.
+            if json && !matches!(e, error::CliError::Answered(_)) {
+                let doc = serde_json::json!({ "ok": false, "error": e.to_string() });
+                let _ = writeln!(out, "{doc}");
+            }
             e.exit_code()
         }
     }

@@ -29,7 +29,9 @@ pub fn relative(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (then - now).num_seconds();
     let abs = secs.unsigned_abs();
     if abs < 30 {
-        return if secs >= 0 {
+        // A moment the server set "now" lands a second or so ahead of this
+        // machine's clock: that is now, not the future.
+        return if secs > 2 {
             "in under a minute".into()
         } else {
             "just now".into()
@@ -128,6 +130,34 @@ fn user_json(u: &v1::User) -> Value {
     })
 }
 
+/// A token just given a secret: what `create`, `duplicate` and `rotate` print.
+#[derive(Debug)]
+pub struct Minted<'a> {
+    pub token: Option<&'a v1::Token>,
+    pub secret: &'a str,
+    /// Grants added because `--grant-dependencies` asked for them.
+    pub added: &'a [v1::Grant],
+}
+
+/// The width of a text column: its header or its longest value.
+fn width<'a>(header: &str, values: impl Iterator<Item = &'a str>) -> usize {
+    values
+        .map(|v| v.chars().count())
+        .chain([header.len()])
+        .max()
+        .unwrap_or(0)
+}
+
+/// A user's grants as they apply: an administrator holds everything,
+/// whatever grants are also stored for them.
+fn user_grants_text(u: &v1::User) -> String {
+    if u.admin {
+        "* (administrator)".into()
+    } else {
+        grants_text(&u.grants)
+    }
+}
+
 fn key_state(state: i32) -> &'static str {
     match v1::KeyState::try_from(state) {
         Ok(v1::KeyState::Pending) => "pending",
@@ -211,22 +241,30 @@ impl<'a> Printer<'a> {
     /// A token with its new secret (or where the secret was saved).
     pub fn token_with_secret(
         &mut self,
-        t: Option<&v1::Token>,
-        secret: &str,
+        minted: &Minted<'_>,
         saved_to: Option<&Path>,
     ) -> io::Result<()> {
+        let (t, secret) = (minted.token, minted.secret);
         match self.format {
             Output::Json => {
                 let value = json!({
                     "token": t.map_or(Value::Null, token_json),
                     "secret": if saved_to.is_some() { Value::Null } else { Value::String(secret.into()) },
                     "saved_to": saved_to.map(|p| p.display().to_string()),
+                    "added_dependencies": grants_json(minted.added),
                 });
                 self.json(&value)
             }
             Output::Text => {
                 if let Some(t) = t {
                     self.token_text(t)?;
+                }
+                if !minted.added.is_empty() {
+                    writeln!(
+                        self.out,
+                        "added:       {} (dependencies of the grants asked for)",
+                        grants_text(minted.added)
+                    )?;
                 }
                 match saved_to {
                     Some(path) => writeln!(
@@ -249,9 +287,13 @@ impl<'a> Printer<'a> {
             let list: Vec<Value> = tokens.iter().map(token_json).collect();
             return self.json(&json!({ "tokens": list }));
         }
+        // Columns as wide as their longest value, so long names never
+        // push the next column out of line.
+        let name_w = width("NAME", tokens.iter().map(|t| t.name.as_str()));
+        let owner_w = width("OWNER", tokens.iter().map(|t| t.owner_name.as_str()));
         writeln!(
             self.out,
-            "{:<36}  {:<24}  {:<10}  {:<8}  {:<8}  EXPIRES",
+            "{:<36}  {:<name_w$}  {:<owner_w$}  {:<8}  {:<8}  EXPIRES",
             "ID", "NAME", "OWNER", "TYPE", "STATUS"
         )?;
         for t in tokens {
@@ -259,7 +301,7 @@ impl<'a> Printer<'a> {
                 time(t.expire_time.as_ref()).map_or_else(|| "-".into(), |e| relative(e, self.now));
             writeln!(
                 self.out,
-                "{:<36}  {:<24}  {:<10}  {:<8}  {:<8}  {expires}",
+                "{:<36}  {:<name_w$}  {:<owner_w$}  {:<8}  {:<8}  {expires}",
                 t.id,
                 t.name,
                 t.owner_name,
@@ -279,7 +321,7 @@ impl<'a> Printer<'a> {
         writeln!(self.out, "username: {}", u.username)?;
         writeln!(self.out, "admin:    {}", u.admin)?;
         writeln!(self.out, "enabled:  {}", u.enabled)?;
-        writeln!(self.out, "grants:   {}", grants_text(&u.grants))
+        writeln!(self.out, "grants:   {}", user_grants_text(u))
     }
 
     /// Users, one a line.
@@ -288,19 +330,20 @@ impl<'a> Printer<'a> {
             let list: Vec<Value> = users.iter().map(user_json).collect();
             return self.json(&json!({ "users": list }));
         }
+        let name_w = width("USERNAME", users.iter().map(|u| u.username.as_str()));
         writeln!(
             self.out,
-            "{:<24}  {:<5}  {:<7}  GRANTS",
+            "{:<name_w$}  {:<5}  {:<7}  GRANTS",
             "USERNAME", "ADMIN", "ENABLED"
         )?;
         for u in users {
             writeln!(
                 self.out,
-                "{:<24}  {:<5}  {:<7}  {}",
+                "{:<name_w$}  {:<5}  {:<7}  {}",
                 u.username,
                 u.admin,
                 u.enabled,
-                grants_text(&u.grants)
+                user_grants_text(u)
             )?;
         }
         Ok(())
@@ -441,6 +484,8 @@ mod tests {
         assert_eq!(relative(at(3_600), now), "in 1 hour");
         assert_eq!(relative(at(-120), now), "2 minutes ago");
         assert_eq!(relative(at(20), now), "in under a minute");
+        assert_eq!(relative(at(1), now), "just now");
+        assert_eq!(relative(at(-5), now), "just now");
         assert_eq!(relative(at(7 * 86_400 - 2), now), "in 7 days");
         assert_eq!(relative(at(3_599), now), "in 1 hour");
     }

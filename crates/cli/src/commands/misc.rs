@@ -85,7 +85,7 @@ pub(crate) async fn verify(
     if answer.valid {
         Ok(())
     } else {
-        Err(CliError::Rpc(format!(
+        Err(CliError::Answered(format!(
             "the token is not valid: {}",
             crate::output::reason_name(answer.reason)
         )))

@@ -57,10 +57,58 @@ pub(crate) async fn connect(global: &Global, endpoint: &str) -> Result<Channel, 
             .tls_config(tls(global)?)
             .map_err(|e| failed(e.to_string()))?;
     }
-    target
-        .connect()
-        .await
-        .map_err(|e| failed(format!("{e} (is it running?)")))
+    target.connect().await.map_err(|e| {
+        failed(plain_transport_error(
+            &e,
+            endpoint.starts_with("https://"),
+            global.ca_cert.is_some(),
+        ))
+    })
+}
+
+/// A failed connection said as a person would: the transport's source
+/// chain ("transport error: … InvalidContentType") says which mistake it was.
+fn plain_transport_error(error: &tonic::transport::Error, tls: bool, ca_given: bool) -> String {
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        chain.push_str(": ");
+        chain.push_str(&e.to_string());
+        source = e.source();
+    }
+    let lower = chain.to_lowercase();
+    if tls && (lower.contains("invalidcontenttype") || lower.contains("corrupt message")) {
+        "the server does not speak TLS there: use http:// for a plaintext port".into()
+    } else if tls && (lower.contains("certificate") || lower.contains("unknownissuer")) {
+        let what_to_do = if ca_given {
+            "check that --ca-cert names the CA that signed it"
+        } else {
+            "give its CA with --ca-cert (TESSERA_CA_CERT)"
+        };
+        format!(
+            "the server's certificate is not trusted ({}): {what_to_do}",
+            last_part(&chain)
+        )
+    } else if lower.contains("connection refused") {
+        "nothing is listening there (is it running? is the port right?)".into()
+    } else if !tls
+        && (lower.contains("frame with invalid size")
+            || lower.contains("connection reset")
+            || lower.contains("broken pipe")
+            || lower.contains("unexpected eof")
+            || lower.contains("connection closed"))
+    {
+        "the server closed the connection: if it serves TLS, use an https:// address".into()
+    } else if lower.contains("timed out") || lower.contains("elapsed") {
+        "no answer within 5 s (is the address right? is a firewall in the way?)".into()
+    } else {
+        format!("{} (is it running?)", last_part(&chain))
+    }
+}
+
+/// The innermost cause in a `a: b: c` chain: the part that says what happened.
+fn last_part(chain: &str) -> &str {
+    chain.rsplit(": ").next().unwrap_or(chain).trim()
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
@@ -69,13 +117,12 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
 
 /// The client TLS settings: the CA to trust, and a client identity for mTLS.
 fn tls(global: &Global) -> Result<ClientTlsConfig, CliError> {
-    let Some(ca) = &global.ca_cert else {
-        return Err(CliError::Usage(
-            "an https:// address needs --ca-cert (or TESSERA_CA_CERT) naming the CA to trust"
-                .into(),
-        ));
+    // Without --ca-cert, the system's trusted roots: a server with a public
+    // or company-wide certificate needs no flag.
+    let mut config = match &global.ca_cert {
+        Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => ClientTlsConfig::new().with_native_roots(),
     };
-    let mut config = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
     if let (Some(cert), Some(key)) = (&global.client_cert, &global.client_key) {
         config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
     }

@@ -3,7 +3,7 @@
 use super::{authorized, connect, grants, proto_duration};
 use crate::args::{Global, Selector, StatusArg, TokenCommand, TypeArg};
 use crate::error::CliError;
-use crate::output::Printer;
+use crate::output::{Minted, Printer};
 use crate::session_file;
 use std::path::Path;
 use tessera_proto::v1::{self, token_service_client::TokenServiceClient};
@@ -47,17 +47,17 @@ fn check_save_to(save_to: Option<&Path>) -> Result<(), CliError> {
 /// instead of lost.
 fn secret(
     printer: &mut Printer<'_>,
-    token: Option<&v1::Token>,
-    secret: &str,
+    minted: Minted<'_>,
     save_to: Option<&Path>,
 ) -> Result<(), CliError> {
     if let Some(path) = save_to
-        && let Err(e) = session_file::write_private(path, &format!("{secret}\n"))
+        && let Err(e) = session_file::write_private(path, &format!("{}\n", minted.secret))
     {
-        printer.token_with_secret(token, secret, None)?;
-        return Err(e);
+        // The secret is shown after all, since it exists only once.
+        printer.token_with_secret(&minted, None)?;
+        return Err(CliError::Answered(e.to_string()));
     }
-    printer.token_with_secret(token, secret, save_to)?;
+    printer.token_with_secret(&minted, save_to)?;
     Ok(())
 }
 
@@ -93,8 +93,11 @@ pub(crate) async fn run(
                 .into_inner();
             secret(
                 printer,
-                reply.token.as_ref(),
-                &reply.secret,
+                Minted {
+                    token: reply.token.as_ref(),
+                    secret: &reply.secret,
+                    added: &reply.added_dependencies,
+                },
                 args.secret.save_to.as_deref(),
             )
         }
@@ -159,8 +162,11 @@ pub(crate) async fn run(
                 .into_inner();
             secret(
                 printer,
-                reply.token.as_ref(),
-                &reply.secret,
+                Minted {
+                    token: reply.token.as_ref(),
+                    secret: &reply.secret,
+                    added: &[],
+                },
                 args.secret.save_to.as_deref(),
             )
         }
@@ -205,8 +211,11 @@ pub(crate) async fn run(
                 .into_inner();
             secret(
                 printer,
-                reply.token.as_ref(),
-                &reply.secret,
+                Minted {
+                    token: reply.token.as_ref(),
+                    secret: &reply.secret,
+                    added: &reply.added_dependencies,
+                },
                 args.secret.save_to.as_deref(),
             )
         }

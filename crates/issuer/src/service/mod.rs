@@ -9,4 +9,5 @@ pub(crate) mod token_select;
 pub(crate) mod token_state;
 pub(crate) mod tokens;
 pub(crate) mod user_changes;
+pub(crate) mod user_rules;
 pub(crate) mod users;

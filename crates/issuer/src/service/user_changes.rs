@@ -11,7 +11,7 @@
 //! was disabled: the user logs in again, or rotates the API tokens.
 
 use super::token_select::excess;
-use super::users::{
+use super::user_rules::{
     find, hash_password, is_self, require_complete, require_grantable, require_may_change,
     require_user_manager, username_taken,
 };
