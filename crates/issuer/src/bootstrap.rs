@@ -123,6 +123,33 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// The longest issuer name: the `signing_keys.issuer` column's width.
+pub(crate) const MAX_ISSUER_NAME_CHARS: usize = 128;
+
+/// Checks `--issuer-name` before anything starts: it is every token's `iss`
+/// and is recorded on each signing key, so a bad one would fail only at the
+/// first key write, inside start-up's retry loop.
+pub(crate) fn check_issuer_name(config: &IssuerConfig) -> Result<(), IssuerError> {
+    let name = &config.issuer_name;
+    let problem = if name.trim().is_empty() {
+        Some("must not be empty".to_owned())
+    } else if name.chars().count() > MAX_ISSUER_NAME_CHARS {
+        Some(format!(
+            "must be at most {MAX_ISSUER_NAME_CHARS} characters"
+        ))
+    } else if name.chars().any(char::is_control) {
+        Some("must not hold control characters".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(why) => Err(IssuerError::FailedPrecondition(format!(
+            "TESSERA_ISSUER_NAME (--issuer-name) {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks the admin password from the configuration before anything starts.
 pub(crate) fn check_admin_password(config: &IssuerConfig) -> Result<(), IssuerError> {
     match &config.admin_password {
@@ -216,4 +243,31 @@ async fn ensure_signing_key(shared: &Shared, store: &Store) -> Result<(), Issuer
         ))
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_names_are_checked_before_start() {
+        let mut config = IssuerConfig::new("127.0.0.1:0".parse().expect("addr"), "sqlite::memory:");
+        let check = |config: &IssuerConfig| check_issuer_name(config).map_err(|e| e.to_string());
+        assert!(check(&config).is_ok(), "the default name is fine");
+        config.issuer_name = "é".repeat(MAX_ISSUER_NAME_CHARS);
+        assert!(
+            check(&config).is_ok(),
+            "128 characters, whatever their bytes"
+        );
+        for (bad, why) in [
+            ("".to_owned(), "empty"),
+            ("x".repeat(MAX_ISSUER_NAME_CHARS + 1), "at most 128"),
+            ("prod\nstaging".to_owned(), "control"),
+        ] {
+            config.issuer_name = bad;
+            let refused = check(&config).expect_err("refused");
+            assert!(refused.contains(why), "{refused}");
+            assert!(refused.contains("--issuer-name"), "{refused}");
+        }
+    }
 }

@@ -52,6 +52,7 @@ impl Issuer {
     /// NOT_SERVING.
     pub async fn bind(config: IssuerConfig, clock: Arc<dyn Clock>) -> Result<Self, IssuerError> {
         bootstrap::check_admin_password(&config)?;
+        bootstrap::check_issuer_name(&config)?;
         let kek = bootstrap::resolve_kek(&config)?;
         let tls = tls_config(&config)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {

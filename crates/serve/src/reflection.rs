@@ -29,14 +29,16 @@ pub fn services(
     ),
     Error,
 > {
+    // Both versions are served, so each lists both: a client reading one
+    // learns the other is there too.
     let mut all: Vec<&str> = services.to_vec();
-    all.push("grpc.health.v1.Health");
-    let mut v1_names = all.clone();
-    v1_names.push("grpc.reflection.v1.ServerReflection");
-    let mut alpha_names = all;
-    alpha_names.push("grpc.reflection.v1alpha.ServerReflection");
+    all.extend([
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ]);
     Ok((
-        builder(descriptor_sets, &v1_names).build_v1()?,
-        builder(descriptor_sets, &alpha_names).build_v1alpha()?,
+        builder(descriptor_sets, &all).build_v1()?,
+        builder(descriptor_sets, &all).build_v1alpha()?,
     ))
 }
