@@ -87,6 +87,12 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Where HTTP forward authentication is served (`/auth`, for nginx
+    /// `auth_request`, Traefik ForwardAuth, Caddy `forward_auth`; see
+    /// docs/gateways.md); off when unset.
+    #[arg(long, env = "TESSERA_FORWARD_AUTH_LISTEN")]
+    pub forward_auth_listen: Option<SocketAddr>,
+
     /// After SIGTERM, how long calls in flight may take to finish.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -154,6 +160,7 @@ impl VerifierConfig {
             request_timeout: Duration::from_secs(5),
             max_concurrent_requests: 4096,
             metrics_listen: None,
+            forward_auth_listen: None,
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::from_secs(5),
             tls_cert: None,

@@ -8,12 +8,14 @@
 //!
 //! Modules: [`config`], `view` (keys and revocation set, and how they are
 //! synced), `cache` (the signature cache), `verify` (the decision),
-//! `service` (the gRPC handler), `server` (serving, health, the sync loop,
+//! `service` (the gRPC handler), [`forward_auth`] (the same
+//! decision over HTTP, for proxies), `server` (serving, health, the sync loop,
 //! shutdown), `metrics` (what it counts), [`error`].
 
 mod cache;
 pub mod config;
 pub mod error;
+pub mod forward_auth;
 mod metrics;
 mod server;
 pub mod service;

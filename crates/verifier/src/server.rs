@@ -31,6 +31,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct VerifierServer {
     listener: TcpListener,
+    /// HTTP forward authentication, when configured.
+    forward_auth: Option<TcpListener>,
     shared: Arc<Shared>,
     tls: Option<ServerTlsConfig>,
 }
@@ -46,11 +48,23 @@ impl VerifierServer {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             VerifierError::Startup(format!("cannot listen on {}: {e}", config.listen))
         })?;
+        let forward_auth = match config.forward_auth_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                VerifierError::Startup(format!("cannot listen on {addr} for forward auth: {e}"))
+            })?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            forward_auth,
             shared: Arc::new(Shared::new(config, clock)),
             tls,
         })
+    }
+
+    /// Where HTTP forward authentication is served, when it is.
+    pub fn forward_auth_addr(&self) -> Option<SocketAddr> {
+        self.forward_auth.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound.
@@ -101,6 +115,22 @@ impl VerifierServer {
                     .await
                     .map_err(|e| VerifierError::Startup(e.to_string()))?;
             tracing::info!(addr = %bound, "metrics served on /metrics");
+        }
+
+        if let Some(listener) = self.forward_auth {
+            let app = crate::forward_auth::router(shared.clone());
+            let stopped = drain.started();
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(%addr, path = crate::forward_auth::PATH, "forward auth served");
+            }
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "forward auth server failed");
+                }
+            });
         }
 
         let (reflection, reflection_alpha) = tessera_serve::reflection::services(

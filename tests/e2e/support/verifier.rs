@@ -16,6 +16,8 @@ use tonic_health::pb::health_client::HealthClient;
 /// A running verifier.
 pub struct VerifierHarness {
     pub addr: std::net::SocketAddr,
+    /// Where HTTP forward auth is served, when the config asked for it.
+    pub forward_auth: Option<std::net::SocketAddr>,
     pub channel: Channel,
     /// The running verifier's state, to see how far it has synced.
     pub shared: Arc<Shared>,
@@ -45,6 +47,7 @@ impl VerifierHarness {
             .await
             .expect("verifier should bind");
         let addr = server.local_addr().expect("address");
+        let forward_auth = server.forward_auth_addr();
         let shared = server.shared();
         let server = tokio::spawn(async move {
             server
@@ -57,6 +60,7 @@ impl VerifierHarness {
             .connect_lazy();
         Self {
             addr,
+            forward_auth,
             channel,
             shared,
             server,
