@@ -49,8 +49,11 @@ impl From<tonic::Status> for CliError {
                 "the connection broke at the HTTP/2 level ({message}): if the server serves \
                  TLS, use an https:// address"
             );
-        } else if message == "transport error" {
-            // The cause is in the source chain; the message alone says nothing.
+        } else if std::error::Error::source(&status).is_some()
+            || TRANSPORT_WORDS.iter().any(|w| message == *w)
+        {
+            // Made on this side from a failed connection (a server's answer
+            // carries no source): the cause is in the chain.
             let mut cause = String::new();
             let mut source = std::error::Error::source(&status);
             while let Some(e) = source {
@@ -96,6 +99,16 @@ impl CliError {
         }
     }
 }
+
+/// What tonic says when the connection itself failed mid-call (a plaintext
+/// client at a TLS port sees any of these, depending on timing).
+const TRANSPORT_WORDS: &[&str] = &[
+    "transport error",
+    "operation was canceled",
+    "connection reset",
+    "broken pipe",
+    "connection closed",
+];
 
 /// The server's message on one line, with the API's names for things (RPCs,
 /// request fields) replaced by the commands and flags a CLI user types.
