@@ -7,7 +7,7 @@ use tessera_migration::{Migrator, MigratorTrait};
 
 async fn the_lifecycle_migration_upgrades_existing_rows(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
+    let store = db.store_on_one_connection().await;
     Migrator::up(store.connection(), Some(1))
         .await
         .expect("the first migration only");

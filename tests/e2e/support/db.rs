@@ -83,9 +83,20 @@ impl TestDb {
 
     /// A direct handle on the same database, for arranging and inspecting.
     pub async fn store(&self) -> Store {
+        self.store_with(2).await
+    }
+
+    /// A handle holding one connection: for migrating down and up again,
+    /// where SQLite DDL on one pooled connection was once (in CI) not yet
+    /// seen by the next statement on another ("duplicate column name").
+    pub async fn store_on_one_connection(&self) -> Store {
+        self.store_with(1).await
+    }
+
+    async fn store_with(&self, connections: u32) -> Store {
         let mut config = ConnectConfig::new(self.url.clone());
         config.schema = self.schema.clone();
-        config.max_connections = 2;
+        config.max_connections = connections;
         Store::connect_with(config)
             .await
             .expect("store should connect")
