@@ -25,3 +25,13 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Whether `schema` may name a PostgreSQL schema to create and use: letters,
+/// digits and underscores, so it is safe inside a quoted identifier. The
+/// issuer and `tessera-migration` both create schemas by this rule.
+pub fn plain_schema_name(schema: &str) -> bool {
+    !schema.is_empty()
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

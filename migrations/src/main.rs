@@ -46,14 +46,6 @@ fn command(args: &[String]) -> Result<Command, String> {
     }
 }
 
-/// Whether `schema` is safe to name unquoted-by-the-user in SQL.
-fn plain_name(schema: &str) -> bool {
-    !schema.is_empty()
-        && schema
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 async fn connect(
     url: &str,
     schema: Option<&str>,
@@ -63,7 +55,7 @@ async fn connect(
     let mut options = ConnectOptions::new(url.to_owned());
     options.sqlx_logging(false);
     if let (true, Some(schema)) = (postgres, schema) {
-        if !plain_name(schema) {
+        if !tessera_migration::plain_schema_name(schema) {
             return Err(format!(
                 "TESSERA_DB_SCHEMA {schema:?} must be letters, digits and underscores"
             ));
@@ -180,7 +172,7 @@ mod tests {
         assert_eq!(command(&args(&["status"])), Ok(Command::Status));
         assert_eq!(command(&args(&["--help"])), Ok(Command::Help));
         assert!(command(&args(&["down"])).is_err());
-        assert!(plain_name("tenant_1"));
-        assert!(!plain_name("x\"; drop"));
+        assert!(tessera_migration::plain_schema_name("tenant_1"));
+        assert!(!tessera_migration::plain_schema_name("x\"; drop"));
     }
 }

@@ -80,6 +80,18 @@ on_both_backends!(
     forward_auth_answers_proxies_over_http,
 );
 
+/// A SERVING verifier beside `issuer`, with forward auth on a port of its own.
+async fn forward_auth_beside(issuer: &Harness) -> (VerifierHarness, std::net::SocketAddr) {
+    let mut config = crate::support::verifier::verifier_config(issuer.db());
+    config.forward_auth_listen = Some("127.0.0.1:0".parse().expect("address"));
+    let verifier = VerifierHarness::spawn(config, issuer.clock.clone()).await;
+    verifier
+        .wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
+        .await;
+    let at = verifier.forward_auth.expect("forward auth is served");
+    (verifier, at)
+}
+
 /// One HTTP/1.1 request to the forward-auth port, as a proxy sends it:
 /// the status code and the response headers (lower-cased names).
 async fn ask(
@@ -125,13 +137,7 @@ async fn forward_auth_answers_proxies_over_http(backend: Backend) {
     use crate::support::lifecycle::{admin_session, api_token};
     use crate::support::{bearer, by_id, grant};
     let issuer = Harness::start(backend).await;
-    let mut config = crate::support::verifier::verifier_config(issuer.db());
-    config.forward_auth_listen = Some("127.0.0.1:0".parse().expect("address"));
-    let verifier = VerifierHarness::spawn(config, issuer.clock.clone()).await;
-    verifier
-        .wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
-        .await;
-    let at = verifier.forward_auth.expect("forward auth is served");
+    let (verifier, at) = forward_auth_beside(&issuer).await;
     let session = admin_session(&issuer).await;
     let (token, secret) = api_token(
         &issuer,
@@ -232,13 +238,7 @@ async fn nginx_auth_request_lets_through_only_what_verify_allows() {
         return;
     }
     let issuer = Harness::start(Backend::Sqlite).await;
-    let mut config = crate::support::verifier::verifier_config(issuer.db());
-    config.forward_auth_listen = Some("127.0.0.1:0".parse().expect("address"));
-    let verifier = VerifierHarness::spawn(config, issuer.clock.clone()).await;
-    verifier
-        .wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
-        .await;
-    let auth = verifier.forward_auth.expect("forward auth is served");
+    let (_verifier, auth) = forward_auth_beside(&issuer).await;
 
     // The upstream service: answers 200 and records the owner it was told.
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -54,12 +54,7 @@ impl From<tonic::Status> for CliError {
         {
             // Made on this side from a failed connection (a server's answer
             // carries no source): the cause is in the chain.
-            let mut cause = String::new();
-            let mut source = std::error::Error::source(&status);
-            while let Some(e) = source {
-                cause = e.to_string();
-                source = e.source();
-            }
+            let cause = causes(&status).pop().unwrap_or_default();
             message = format!(
                 "the connection failed ({}): is the address right? a TLS server needs an \
                  https:// address",
@@ -98,6 +93,13 @@ impl CliError {
             status.into()
         }
     }
+}
+
+/// The messages of `error`'s sources, outermost first (not its own).
+pub(crate) fn causes(error: &dyn std::error::Error) -> Vec<String> {
+    std::iter::successors(error.source(), |e| e.source())
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// What tonic says when the connection itself failed mid-call (a plaintext

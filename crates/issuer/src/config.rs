@@ -242,10 +242,7 @@ impl IssuerConfig {
 
     /// The SQLite file the database URL names, if it names one.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
-        let rest = self.database_url.strip_prefix("sqlite:")?;
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let path = rest.split('?').next().unwrap_or(rest);
-        (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+        tessera_store::sqlite_path(&self.database_url).map(PathBuf::from)
     }
 }
 

@@ -233,7 +233,7 @@ impl Store {
 /// Makes the SQLite file `url` names, and its journal files, readable by
 /// their owner only: they hold password hashes and sealed signing keys.
 /// The file a SQLite URL names, if it names one (not `:memory:`).
-fn sqlite_path(url: &str) -> Option<&str> {
+pub fn sqlite_path(url: &str) -> Option<&str> {
     url.strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .map(|rest| rest.split('?').next().unwrap_or(rest))
@@ -261,11 +261,7 @@ fn cannot_open(path: &str, create: bool, error: &sea_orm::DbErr) -> String {
 /// Creates a PostgreSQL schema if it is missing, over a connection of its
 /// own (the pool's search path names a schema that may not exist yet).
 async fn create_schema(url: &str, schema: &str) -> Result<(), StoreError> {
-    if schema.is_empty()
-        || !schema
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if !tessera_migration::plain_schema_name(schema) {
         return Err(StoreError::Unavailable(format!(
             "the schema name {schema:?} must be letters, digits and underscores"
         )));

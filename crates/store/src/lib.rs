@@ -19,6 +19,6 @@ pub mod tokens;
 pub mod users;
 
 pub use cleanup::CleanupReport;
-pub use connect::{Backend, ConnectConfig, Store, redact};
+pub use connect::{Backend, ConnectConfig, Store, redact, sqlite_path};
 pub use error::StoreError;
 pub use sea_orm::DatabaseConnection;

@@ -69,13 +69,10 @@ pub(crate) async fn connect(global: &Global, endpoint: &str) -> Result<Channel, 
 /// A failed connection said as a person would: the transport's source
 /// chain ("transport error: … InvalidContentType") says which mistake it was.
 fn plain_transport_error(error: &tonic::transport::Error, tls: bool, ca_given: bool) -> String {
-    let mut chain = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(e) = source {
-        chain.push_str(": ");
-        chain.push_str(&e.to_string());
-        source = e.source();
-    }
+    let chain = std::iter::once(error.to_string())
+        .chain(crate::error::causes(error))
+        .collect::<Vec<_>>()
+        .join(": ");
     let lower = chain.to_lowercase();
     if tls && (lower.contains("invalidcontenttype") || lower.contains("corrupt message")) {
         "the server does not speak TLS there: use http:// for a plaintext port".into()
