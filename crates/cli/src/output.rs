@@ -476,6 +476,76 @@ impl<'a> Printer<'a> {
 mod tests {
     use super::*;
 
+    fn printed(format: Output, print: impl FnOnce(&mut Printer<'_>) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        print(&mut Printer::new(&mut out, format)).expect("print");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn verify_json_names_the_token_whenever_the_signature_checked() {
+        let unsigned = v1::VerifyResponse {
+            reason: v1::VerifyReason::Malformed as i32,
+            ..Default::default()
+        };
+        let doc: Value =
+            serde_json::from_str(&printed(Output::Json, |p| p.verdict(&unsigned))).expect("json");
+        for field in ["token_id", "owner_id", "type"] {
+            assert_eq!(
+                doc[field],
+                Value::Null,
+                "{field} without a checked signature"
+            );
+        }
+        let refused = v1::VerifyResponse {
+            reason: v1::VerifyReason::Disabled as i32,
+            token_id: "t1".into(),
+            owner_id: "u1".into(),
+            r#type: v1::TokenType::Api as i32,
+            ..Default::default()
+        };
+        let doc: Value =
+            serde_json::from_str(&printed(Output::Json, |p| p.verdict(&refused))).expect("json");
+        assert_eq!(
+            doc["type"], "api",
+            "a refused but signed token keeps its type"
+        );
+        assert_eq!(doc["token_id"], "t1");
+    }
+
+    #[test]
+    fn long_names_keep_the_columns_in_line_and_administrators_hold_everything() {
+        let token = |name: &str| v1::Token {
+            id: "01a2".into(),
+            name: name.into(),
+            owner_name: "admin".into(),
+            ..Default::default()
+        };
+        let text = printed(Output::Text, |p| {
+            p.tokens(&[
+                token("ci"),
+                token("a-token-name-much-longer-than-twenty-four"),
+            ])
+        });
+        let column = |line: &str| line.find("admin").expect("owner column");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(column(lines[1]), column(lines[2]), "{text}");
+        assert_eq!(lines[0].find("OWNER"), Some(column(lines[1])), "{text}");
+
+        let admin = v1::User {
+            username: "root".into(),
+            admin: true,
+            grants: vec![v1::Grant {
+                resource: "jobs".into(),
+                actions: vec!["read".into()],
+            }],
+            ..Default::default()
+        };
+        let text = printed(Output::Text, |p| p.users(&[admin]));
+        assert!(text.contains("* (administrator)"), "{text}");
+        assert!(!text.contains("jobs"), "not the stored grants: {text}");
+    }
+
     #[test]
     fn relative_times_read_naturally() {
         let now = DateTime::<Utc>::from_timestamp(1_000_000, 0).expect("time");

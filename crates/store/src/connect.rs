@@ -361,6 +361,21 @@ fn percent_decode(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_unopenable_sqlite_file_is_named_with_why() {
+        let error = sea_orm::DbErr::Custom("unable to open database file".into());
+        let missing = cannot_open("/no/such/dir/tessera.db", true, &error);
+        assert!(missing.contains("/no/such/dir/tessera.db"), "{missing}");
+        assert!(
+            missing.contains("its directory /no/such/dir does not exist"),
+            "{missing}"
+        );
+        let dir = std::env::temp_dir();
+        let absent = dir.join(format!("tessera-absent-{}.db", std::process::id()));
+        let first = cannot_open(absent.to_str().expect("path"), false, &error);
+        assert!(first.contains("start the issuer first"), "{first}");
+    }
     use super::*;
 
     #[test]

@@ -66,13 +66,8 @@ pub(crate) async fn verify(
     args: VerifyArgs,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
-    // A pasted header value (`Bearer <t>`, `fmetoken token=<t>`) means its token.
-    let token = match tessera_core::authorization::token(&args.token) {
-        Ok(inner) if args.token.contains(char::is_whitespace) => inner.to_owned(),
-        _ => args.token,
-    };
     let request = v1::VerifyRequest {
-        token,
+        token: pasted_token(args.token),
         resource: args.resource.unwrap_or_default(),
         action: args.action.unwrap_or_default(),
         ..Default::default()
@@ -89,5 +84,29 @@ pub(crate) async fn verify(
             "the token is not valid: {}",
             crate::output::reason_name(answer.reason)
         )))
+    }
+}
+
+/// The token in what was pasted: a header value (`Bearer <t>`,
+/// `fmetoken token=<t>`) means the token it carries.
+fn pasted_token(text: String) -> String {
+    match tessera_core::authorization::token(&text) {
+        Ok(inner) if text.contains(char::is_whitespace) => inner.to_owned(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pasted_token;
+
+    #[test]
+    fn a_pasted_header_value_means_its_token() {
+        assert_eq!(pasted_token("Bearer abc.def.ghi".into()), "abc.def.ghi");
+        assert_eq!(
+            pasted_token("fmetoken token=abc.def.ghi".into()),
+            "abc.def.ghi"
+        );
+        assert_eq!(pasted_token("abc.def.ghi".into()), "abc.def.ghi");
     }
 }
