@@ -16,6 +16,11 @@ const PROTOS: &[&str] = &[
     "tessera/v1/verifier.proto",
 ];
 
+/// Envoy's ext_authz API, in the subset the verifier serves: compiled on
+/// its own so it stays out of Tessera's descriptor set (reflection and the
+/// contract's checks cover Tessera's own services only).
+const ENVOY_PROTOS: &[&str] = &["envoy/service/auth/v3/external_auth.proto"];
+
 fn main() {
     if let Err(error) = run() {
         // protox errors render file, line and column in their Display form.
@@ -48,5 +53,13 @@ fn run() -> Result<(), Box<dyn Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(compiler.file_descriptor_set())?;
+
+    let mut envoy = protox::Compiler::new([&proto_dir])?;
+    envoy.include_imports(true);
+    envoy.open_files(ENVOY_PROTOS)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(envoy.file_descriptor_set())?;
     Ok(())
 }

@@ -8,6 +8,7 @@ mod abuse;
 mod cli;
 mod differential;
 mod first_hour;
+mod gateways;
 mod health;
 mod key_rotation;
 mod keys;

@@ -16,13 +16,13 @@ use tessera_proto::v1;
 use tonic::Code;
 
 /// A free loopback port (bound and released; the race is harmless here).
-fn free_addr() -> SocketAddr {
+pub(crate) fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("address")
 }
 
 /// GET http://addr/metrics, as text, with a bare HTTP/1.1 request.
-async fn scrape(addr: SocketAddr) -> String {
+pub(crate) async fn scrape(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await

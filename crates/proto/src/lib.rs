@@ -47,6 +47,88 @@ pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
     }
+
+    /// `google.rpc.Status`, as Envoy's ext_authz answers carry it.
+    #[allow(
+        missing_docs,
+        unreachable_pub,
+        clippy::all,
+        clippy::pedantic,
+        clippy::nursery,
+        clippy::unwrap_used,
+        clippy::dbg_macro,
+        clippy::todo,
+        clippy::unimplemented
+    )]
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
+}
+
+/// Envoy's ext_authz v3 API (`envoy.service.auth.v3.Authorization`), in the
+/// wire-compatible subset of `proto/envoy/` the verifier serves to Envoy,
+/// Istio and Envoy Gateway.
+pub mod envoy {
+    /// `envoy.service.*`.
+    pub mod service {
+        /// `envoy.service.auth.*`.
+        pub mod auth {
+            /// `envoy.service.auth.v3`: `Authorization/Check`.
+            #[allow(
+                missing_docs,
+                unreachable_pub,
+                clippy::all,
+                clippy::pedantic,
+                clippy::nursery,
+                clippy::unwrap_used,
+                clippy::dbg_macro,
+                clippy::todo,
+                clippy::unimplemented
+            )]
+            pub mod v3 {
+                tonic::include_proto!("envoy.service.auth.v3");
+            }
+        }
+    }
+    /// `envoy.config.*`.
+    pub mod config {
+        /// `envoy.config.core.*`.
+        pub mod core {
+            /// `envoy.config.core.v3`: headers and addresses.
+            #[allow(
+                missing_docs,
+                unreachable_pub,
+                clippy::all,
+                clippy::pedantic,
+                clippy::nursery,
+                clippy::unwrap_used,
+                clippy::dbg_macro,
+                clippy::todo,
+                clippy::unimplemented
+            )]
+            pub mod v3 {
+                tonic::include_proto!("envoy.config.core.v3");
+            }
+        }
+    }
+    /// `envoy.type.*`.
+    pub mod r#type {
+        /// `envoy.type.v3`: HTTP status codes.
+        #[allow(
+            missing_docs,
+            unreachable_pub,
+            clippy::all,
+            clippy::pedantic,
+            clippy::nursery,
+            clippy::unwrap_used,
+            clippy::dbg_macro,
+            clippy::todo,
+            clippy::unimplemented
+        )]
+        pub mod v3 {
+            tonic::include_proto!("envoy.r#type.v3");
+        }
+    }
 }
 
 pub use tessera::v1;

@@ -93,6 +93,25 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_FORWARD_AUTH_LISTEN")]
     pub forward_auth_listen: Option<SocketAddr>,
 
+    /// A route rules file (TOML) mapping methods and paths to the resource
+    /// and action proxied requests must hold (ext_authz and forward auth);
+    /// requests no route matches are refused. Without one, a proxy names
+    /// the resource and action per route, or only validity is checked.
+    #[arg(long, env = "TESSERA_ROUTE_RULES")]
+    pub route_rules: Option<std::path::PathBuf>,
+
+    /// Also read FME's `?fmetoken=<token>` query parameter in proxied
+    /// requests that carry no `Authorization` header. Off by default: URLs
+    /// end up in logs. ext_authz answers then remove it from the upstream
+    /// request.
+    #[arg(long, env = "TESSERA_FMETOKEN_QUERY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub fmetoken_query: bool,
+
+    /// ext_authz answers that let a request through also remove its
+    /// `authorization` header, so the upstream never sees the token.
+    #[arg(long, env = "TESSERA_STRIP_CREDENTIAL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strip_credential: bool,
+
     /// After SIGTERM, how long calls in flight may take to finish.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -161,6 +180,9 @@ impl VerifierConfig {
             max_concurrent_requests: 4096,
             metrics_listen: None,
             forward_auth_listen: None,
+            route_rules: None,
+            fmetoken_query: false,
+            strip_credential: false,
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::from_secs(5),
             tls_cert: None,

@@ -8,14 +8,14 @@
 //!
 //! Modules: [`config`], `view` (keys and revocation set, and how they are
 //! synced), `cache` (the signature cache), `verify` (the decision),
-//! `service` (the gRPC handler), [`forward_auth`] (the same
-//! decision over HTTP, for proxies), `server` (serving, health, the sync loop,
+//! `service` (the gRPC handler), [`gateway`] (the same decision for
+//! proxies: Envoy's ext_authz, HTTP forward auth, route rules), `server` (serving, health, the sync loop,
 //! shutdown), `metrics` (what it counts), [`error`].
 
 mod cache;
 pub mod config;
 pub mod error;
-pub mod forward_auth;
+pub mod gateway;
 mod metrics;
 mod server;
 pub mod service;

@@ -15,6 +15,13 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Label of a gateway answer: which front, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayLabel {
+    pub front: &'static str,
+    pub reason: &'static str,
+}
+
 /// Everything the verifier counts.
 #[derive(Debug, Clone)]
 pub struct VerifierMetrics {
@@ -26,6 +33,8 @@ pub struct VerifierMetrics {
     /// The counter of each reason, by its number, resolved once so the hot
     /// path is one atomic add.
     by_reason: Vec<Counter>,
+    /// ext_authz and forward-auth answers by front and reason.
+    pub gateway_answers: Family<GatewayLabel, Counter>,
     /// Entries in the revocation set.
     pub revocation_entries: Gauge,
     /// The last revocation sequence number applied.
@@ -44,6 +53,7 @@ impl VerifierMetrics {
             pool: PoolMetrics::register(registry),
             answers: Family::default(),
             by_reason: Vec::new(),
+            gateway_answers: Family::default(),
             revocation_entries: Gauge::default(),
             last_seq: Gauge::default(),
             staleness_seconds: Gauge::default(),
@@ -67,6 +77,11 @@ impl VerifierMetrics {
                     .clone()
             })
             .collect();
+        registry.register(
+            "gateway_answers",
+            "ext_authz Check and forward-auth answers by front and reason",
+            metrics.gateway_answers.clone(),
+        );
         registry.register(
             "revocation_entries",
             "Entries in the in-memory revocation set",
@@ -102,6 +117,16 @@ impl VerifierMetrics {
 }
 
 impl VerifierMetrics {
+    /// Counts one gateway answer.
+    pub fn gateway_answered(&self, front: crate::gateway::Front, reason: &'static str) {
+        self.gateway_answers
+            .get_or_create(&GatewayLabel {
+                front: front.label(),
+                reason,
+            })
+            .inc();
+    }
+
     /// Counts one Verify answer.
     pub fn answered(&self, reason: i32) {
         let index = usize::try_from(reason).unwrap_or(0);

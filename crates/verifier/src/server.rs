@@ -2,6 +2,8 @@
 
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
+use crate::gateway::rules::Rules;
+use crate::gateway::{Gateway, ext_authz, forward_auth};
 use crate::service::{Shared, Verifier};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,7 +24,11 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-const SERVICES: &[&str] = &["", <VerifierServiceServer<Verifier> as NamedService>::NAME];
+const SERVICES: &[&str] = &[
+    "",
+    <VerifierServiceServer<Verifier> as NamedService>::NAME,
+    <ext_authz::AuthzServer as NamedService>::NAME,
+];
 
 /// How often revocation entries of expired tokens are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -34,6 +40,8 @@ pub struct VerifierServer {
     /// HTTP forward authentication, when configured.
     forward_auth: Option<TcpListener>,
     shared: Arc<Shared>,
+    /// The route rules file, read at bind so a mistake stops the start.
+    rules: Option<Rules>,
     tls: Option<ServerTlsConfig>,
 }
 
@@ -45,6 +53,10 @@ impl VerifierServer {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, VerifierError> {
         let tls = tls_config(&config)?;
+        let rules = match &config.route_rules {
+            Some(path) => Some(Rules::load(path).map_err(VerifierError::Startup)?),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             VerifierError::Startup(format!("cannot listen on {}: {e}", config.listen))
         })?;
@@ -58,6 +70,7 @@ impl VerifierServer {
             listener,
             forward_auth,
             shared: Arc::new(Shared::new(config, clock)),
+            rules,
             tls,
         })
     }
@@ -117,11 +130,12 @@ impl VerifierServer {
             tracing::info!(addr = %bound, "metrics served on /metrics");
         }
 
+        let gateway = Arc::new(Gateway::new(shared.clone(), self.rules));
         if let Some(listener) = self.forward_auth {
-            let app = crate::forward_auth::router(shared.clone());
+            let app = forward_auth::router(gateway.clone());
             let stopped = drain.started();
             if let Ok(addr) = listener.local_addr() {
-                tracing::info!(%addr, path = crate::forward_auth::PATH, "forward auth served");
+                tracing::info!(%addr, path = forward_auth::PATH, "forward auth served");
             }
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app)
@@ -138,7 +152,8 @@ impl VerifierServer {
                 tessera_proto::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
-            &SERVICES[1..],
+            // Envoy's API is served from a partial schema: not listed.
+            &SERVICES[1..2],
         )
         .map_err(|e| VerifierError::Startup(format!("reflection: {e}")))?;
         let verifier = VerifierServiceServer::new(Verifier(shared.clone()))
@@ -158,6 +173,7 @@ impl VerifierServer {
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(verifier)
+            .add_service(ext_authz::service(gateway, config.max_message_bytes))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stop_serving,

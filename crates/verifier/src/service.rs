@@ -85,12 +85,14 @@ impl Shared {
         &self,
         request: &v1::VerifyRequest,
     ) -> Result<v1::VerifyResponse, VerifierError> {
-        let answer = self.decide(request).await?;
+        let answer = self.judge(request).await?;
         self.metrics.answered(answer.reason);
         Ok(answer)
     }
 
-    async fn decide(
+    /// The decision behind [`Shared::verify`], uncounted: the gateway
+    /// fronts count their own answers.
+    pub async fn judge(
         &self,
         request: &v1::VerifyRequest,
     ) -> Result<v1::VerifyResponse, VerifierError> {

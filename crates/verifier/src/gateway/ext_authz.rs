@@ -1,0 +1,207 @@
+//! Envoy's ext_authz v3 (`envoy.service.auth.v3.Authorization/Check`), the
+//! API Envoy, Istio and Envoy Gateway ask on every request, served on the
+//! verifier's gRPC port.
+//!
+//! Envoy sends the request's attributes: lower-cased headers (as a map, or
+//! as `header_map` when told to send raw headers), the method, the path with
+//! its query, and the route's `context_extensions`, where `resource` and
+//! `action` name what to check. The answer:
+//!
+//! - allowed: `OK`, with `x-tessera-token-id`, `-owner-id`, `-token-type`
+//!   and `-expire-time` set on the upstream request (overwriting anything
+//!   the client sent; removed on public routes), `authorization` removed
+//!   when `--strip-credential` is on, the `fmetoken` parameter removed when
+//!   it was the credential;
+//! - refused: a denied response with the HTTP status, `WWW-Authenticate`
+//!   on 401, `Retry-After` on 503, `Cache-Control`, `x-tessera-reason` and
+//!   a small JSON body; `status` is UNAUTHENTICATED, PERMISSION_DENIED,
+//!   UNAVAILABLE or INVALID_ARGUMENT accordingly.
+//!
+//! Both carry `dynamic_metadata` with `reason` and `cache_max_age_seconds`
+//! for Envoy's access logs and later filters.
+
+use super::{Answer, Ask, Front, Gateway, QUERY_TOKEN};
+use prost_types::value::Kind;
+use prost_types::{Struct, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tessera_proto::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use tessera_proto::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use tessera_proto::envoy::service::auth::v3::authorization_server::{
+    Authorization, AuthorizationServer,
+};
+use tessera_proto::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+    check_response::HttpResponse,
+};
+use tessera_proto::envoy::r#type::v3::HttpStatus;
+use tessera_proto::google::rpc;
+use tonic::{Code, Request, Response, Status};
+
+/// Identity headers set on allowed requests: never taken from the client.
+pub const IDENTITY_HEADERS: [&str; 4] = [
+    "x-tessera-token-id",
+    "x-tessera-owner-id",
+    "x-tessera-token-type",
+    "x-tessera-expire-time",
+];
+
+/// The served `Authorization` service.
+pub type AuthzServer = AuthorizationServer<ExtAuthz>;
+
+/// The `Authorization` service over `gateway`.
+pub fn service(gateway: Arc<Gateway>, max_bytes: usize) -> AuthzServer {
+    AuthorizationServer::new(ExtAuthz(gateway)).max_decoding_message_size(max_bytes)
+}
+
+/// The gRPC handler.
+#[derive(Debug)]
+pub struct ExtAuthz(Arc<Gateway>);
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let attributes = request.into_inner().attributes.unwrap_or_default();
+        let http = attributes
+            .request
+            .as_ref()
+            .and_then(|r| r.http.as_ref())
+            .ok_or_else(|| Status::invalid_argument("attributes.request.http is not set"))?;
+        let authorization = header(&attributes, "authorization");
+        let extension = |key: &str| {
+            attributes
+                .context_extensions
+                .get(key)
+                .map_or("", String::as_str)
+        };
+        let ask = Ask {
+            method: &http.method,
+            path: &http.path,
+            authorization: &authorization,
+            resource: extension("resource"),
+            action: extension("action"),
+        };
+        let answer = self.0.answer(Front::ExtAuthz, &ask).await;
+        let strip = self.0.shared().config.strip_credential;
+        Ok(Response::new(respond(&answer, strip)))
+    }
+}
+
+/// A request header, from the map or from `header_map` (raw headers).
+fn header(attributes: &AttributeContext, name: &str) -> String {
+    let Some(http) = attributes.request.as_ref().and_then(|r| r.http.as_ref()) else {
+        return String::new();
+    };
+    if let Some(value) = http.headers.get(name) {
+        return value.clone();
+    }
+    http.header_map
+        .iter()
+        .flat_map(|m| &m.headers)
+        .find(|h| h.key.eq_ignore_ascii_case(name))
+        .map(|h| {
+            if h.raw_value.is_empty() {
+                h.value.clone()
+            } else {
+                String::from_utf8_lossy(&h.raw_value).into_owned()
+            }
+        })
+        .unwrap_or_default()
+}
+
+fn set(key: &str, value: impl Into<String>) -> HeaderValueOption {
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: value.into(),
+            raw_value: Vec::new(),
+        }),
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        keep_empty_value: false,
+    }
+}
+
+fn metadata(answer: &Answer) -> Struct {
+    let value = |kind| Value { kind: Some(kind) };
+    Struct {
+        fields: BTreeMap::from([
+            (
+                "reason".to_owned(),
+                value(Kind::StringValue(answer.reason.to_owned())),
+            ),
+            (
+                "cache_max_age_seconds".to_owned(),
+                value(Kind::NumberValue(answer.max_age_secs as f64)),
+            ),
+        ]),
+    }
+}
+
+/// The `CheckResponse` for `answer`.
+pub fn respond(answer: &Answer, strip_credential: bool) -> CheckResponse {
+    let code = match answer.status {
+        200 => Code::Ok,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        503 => Code::Unavailable,
+        _ => Code::InvalidArgument,
+    };
+    let status = Some(rpc::Status {
+        code: code as i32,
+        message: if answer.allowed() {
+            String::new()
+        } else {
+            answer.message.clone()
+        },
+        details: Vec::new(),
+    });
+    let http_response = if answer.allowed() {
+        let mut ok = OkHttpResponse::default();
+        match &answer.identity {
+            Some(id) => {
+                ok.headers = vec![
+                    set(IDENTITY_HEADERS[0], &id.token_id),
+                    set(IDENTITY_HEADERS[1], &id.owner_id),
+                    set(IDENTITY_HEADERS[2], id.token_type),
+                    set(IDENTITY_HEADERS[3], &id.expire_time),
+                ];
+            }
+            // A public route: no identity, and none a client made up.
+            None => ok.headers_to_remove = IDENTITY_HEADERS.map(str::to_owned).to_vec(),
+        }
+        if strip_credential {
+            ok.headers_to_remove.push("authorization".to_owned());
+        }
+        if answer.query_token {
+            ok.query_parameters_to_remove.push(QUERY_TOKEN.to_owned());
+        }
+        HttpResponse::OkResponse(ok)
+    } else {
+        let mut headers = vec![
+            set("content-type", "application/json"),
+            set("cache-control", answer.cache_control()),
+            set("x-tessera-reason", answer.reason),
+        ];
+        if let Some(challenge) = answer.challenge() {
+            headers.push(set("www-authenticate", challenge));
+        }
+        if answer.status == 503 {
+            headers.push(set("retry-after", "1"));
+        }
+        HttpResponse::DeniedResponse(DeniedHttpResponse {
+            status: Some(HttpStatus {
+                code: i32::from(answer.status),
+            }),
+            headers,
+            body: answer.body(),
+        })
+    };
+    CheckResponse {
+        status,
+        http_response: Some(http_response),
+        dynamic_metadata: Some(metadata(answer)),
+    }
+}
