@@ -16,6 +16,7 @@ mod login;
 mod operations;
 mod permission_access;
 mod permissions;
+mod proxies;
 mod reflection;
 mod rest_fit;
 mod revocation_contract;
