@@ -738,6 +738,34 @@ async fn route_rules_decide_for_both_fronts() {
     let by_query = check(&verifier, envoy_check("GET", &query_path, &[], &[])).await;
     assert_eq!(by_query.query_removed, ["fmetoken"]);
     assert_eq!(by_query.headers["x-tessera-owner-id"], token.owner_id);
+    // An app's own Basic header does not hide the query credential; with
+    // a Bearer header, the header is used and the parameter still goes.
+    let basic = check(
+        &verifier,
+        envoy_check(
+            "GET",
+            &query_path,
+            &[("authorization", "Basic YWxpY2U6cHc=")],
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(
+        (basic.status, basic.query_removed.as_slice()),
+        (200, ["fmetoken".to_owned()].as_slice())
+    );
+    let both = check(
+        &verifier,
+        envoy_check(
+            "GET",
+            "/repositories/Samples/x?fmetoken=not-a-token",
+            &[("authorization", &good)],
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(both.status, 200, "{both:?}");
+    assert_eq!(both.query_removed, ["fmetoken"]);
     let public = check(
         &verifier,
         envoy_check("GET", "/healthz", &[("x-tessera-owner-id", "spoofed")], &[]),

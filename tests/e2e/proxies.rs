@@ -67,11 +67,17 @@ fn free_port() -> SocketAddr {
         .expect("a free port")
 }
 
-fn installed(program: &str, arg: &str) -> bool {
-    std::process::Command::new(program)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// The proxy's program, on PATH or in /usr/sbin (where Debian puts
+/// nginx, off a non-root PATH), when it runs.
+fn installed(program: &str, arg: &str) -> Option<String> {
+    [program.to_owned(), format!("/usr/sbin/{program}")]
+        .into_iter()
+        .find(|p| {
+            std::process::Command::new(p)
+                .arg(arg)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
 }
 
 async fn wait_listening(addr: SocketAddr, what: &str, log: &std::path::Path) {
@@ -184,13 +190,13 @@ async fn through(
 /// nginx `auth_request`, asking the verifier's route rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_lets_through_only_what_verify_allows() {
-    if !installed("nginx", "-v") {
+    let Some(program) = installed("nginx", "-v") else {
         eprintln!(
             "SKIPPED proxies::nginx_auth_request_lets_through_only_what_verify_allows: \
              nginx is not installed (apt-get install nginx-light)"
         );
         return;
-    }
+    };
     let issuer = Harness::start(Backend::Sqlite).await;
     let rules = rules_file();
     let verifier = gateway_beside(&issuer, |c| c.route_rules = Some(rules.clone())).await;
@@ -222,7 +228,7 @@ async fn nginx_auth_request_lets_through_only_what_verify_allows() {
              proxy_set_header X-Forwarded-Method \"\";\n  }}\n }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
-    let mut nginx = tokio::process::Command::new("nginx")
+    let mut nginx = tokio::process::Command::new(&program)
         .arg("-p")
         .arg(&dir)
         .arg("-c")
@@ -246,13 +252,13 @@ async fn nginx_auth_request_lets_through_only_what_verify_allows() {
 /// Caddy `forward_auth`, asking the verifier's route rules.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth_lets_through_only_what_verify_allows() {
-    if !installed("caddy", "version") {
+    let Some(program) = installed("caddy", "version") else {
         eprintln!(
             "SKIPPED proxies::caddy_forward_auth_lets_through_only_what_verify_allows: \
              caddy is not installed (apt-get install caddy)"
         );
         return;
-    }
+    };
     let issuer = Harness::start(Backend::Sqlite).await;
     let rules = rules_file();
     let verifier = gateway_beside(&issuer, |c| c.route_rules = Some(rules.clone())).await;
@@ -279,7 +285,7 @@ async fn caddy_forward_auth_lets_through_only_what_verify_allows() {
     );
     std::fs::write(dir.join("Caddyfile"), conf).expect("write Caddyfile");
     let log = dir.join("caddy.log");
-    let mut caddy = tokio::process::Command::new("caddy")
+    let mut caddy = tokio::process::Command::new(&program)
         .arg("run")
         .arg("--config")
         .arg(dir.join("Caddyfile"))

@@ -32,11 +32,11 @@ pub struct Shape {
 
 const PATH: &str = "/tessera.v1.VerifierService/Verify";
 
-fn free_addr() -> Result<SocketAddr> {
+pub(crate) fn free_addr() -> Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-fn two_cores() -> bool {
+pub(crate) fn two_cores() -> bool {
     std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
         && std::process::Command::new("taskset")
             .arg("-V")
@@ -56,13 +56,16 @@ fn pinned(core: u32, program: &Path) -> Command {
 }
 
 /// A server process; killed when dropped.
-struct Server {
-    name: &'static str,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub name: &'static str,
+    pub addr: SocketAddr,
     _child: Child,
 }
 
-async fn wait_answering(addr: SocketAddr, request: &VerifyRequest) -> Result<v1::VerifyResponse> {
+pub(crate) async fn wait_answering(
+    addr: SocketAddr,
+    request: &VerifyRequest,
+) -> Result<v1::VerifyResponse> {
     let started = Instant::now();
     loop {
         let attempt = async {
@@ -102,12 +105,24 @@ async fn verifier(
     cache: usize,
     name: &'static str,
 ) -> Result<Server> {
+    verifier_with(fixture, binary, cache, name, &[]).await
+}
+
+/// The verifier binary with `env` on top of the benchmark's settings.
+pub(crate) async fn verifier_with(
+    fixture: &Fixture,
+    binary: Option<&Path>,
+    cache: usize,
+    name: &'static str,
+    env: &[(&str, String)],
+) -> Result<Server> {
     let addr = free_addr()?;
     let binary = match binary {
         Some(path) => path.to_owned(),
         None => sibling("tessera-verifier")?,
     };
     let child = pinned(0, &binary)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DATABASE_URL", &fixture.url)
         .env("TESSERA_VERIFIER_LISTEN", addr.to_string())
         .env("TESSERA_SIGNATURE_CACHE_SIZE", cache.to_string())
@@ -124,7 +139,7 @@ async fn verifier(
     })
 }
 
-async fn helper(args: &[&str], name: &'static str) -> Result<Server> {
+pub(crate) async fn helper(args: &[&str], name: &'static str) -> Result<Server> {
     let addr = free_addr()?;
     let child = pinned(0, &std::env::current_exe()?)
         .arg("serve")
@@ -145,22 +160,41 @@ async fn helper(args: &[&str], name: &'static str) -> Result<Server> {
 /// One gRPC request as h2load sends it: the 5-byte length prefix, then the
 /// message.
 fn body_file(request: &VerifyRequest, dir: &Path) -> Result<PathBuf> {
-    use prost::Message;
-    let message = request.encode_to_vec();
+    grpc_body(request, &dir.join("verify-request.bin"))
+}
+
+/// Writes `message` as one length-prefixed gRPC request body to `path`.
+pub(crate) fn grpc_body(message: &impl prost::Message, path: &Path) -> Result<PathBuf> {
+    let message = message.encode_to_vec();
     let mut body = vec![0u8];
     body.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
     body.extend_from_slice(&message);
-    let path = dir.join("verify-request.bin");
-    std::fs::write(&path, body)?;
-    Ok(path)
+    std::fs::write(path, body)?;
+    Ok(path.to_owned())
 }
 
-fn h2load(addr: SocketAddr, body: &Path, shape: Shape) -> std::process::Command {
+/// h2load, on core 1 when pinning is possible.
+pub(crate) fn h2load_command() -> std::process::Command {
     let program = if two_cores() { "taskset" } else { "h2load" };
     let mut command = std::process::Command::new(program);
     if two_cores() {
         command.args(["-c", "1", "h2load"]);
     }
+    command
+}
+
+fn h2load(addr: SocketAddr, body: &Path, shape: Shape) -> std::process::Command {
+    h2load_grpc(addr, PATH, body, shape)
+}
+
+/// h2load sending `body` to the gRPC method at `path`.
+pub(crate) fn h2load_grpc(
+    addr: SocketAddr,
+    path: &str,
+    body: &Path,
+    shape: Shape,
+) -> std::process::Command {
+    let mut command = h2load_command();
     command
         .arg(format!("-c{}", shape.clients))
         .arg(format!("-m{}", shape.streams))
@@ -170,14 +204,20 @@ fn h2load(addr: SocketAddr, body: &Path, shape: Shape) -> std::process::Command 
         .arg("te: trailers")
         .arg("-d")
         .arg(body)
-        .arg(format!("http://{addr}{PATH}"));
+        .arg(format!("http://{addr}{path}"));
     command
 }
 
 /// Requests per second for `seconds` after a second of warm-up.
 fn throughput(addr: SocketAddr, body: &Path, shape: Shape) -> Result<f64> {
-    let out = h2load(addr, body, shape)
-        .arg(format!("--duration={}", shape.seconds))
+    rate(h2load(addr, body, shape), shape.seconds)
+}
+
+/// Runs `command` (an h2load) for `seconds` after a second of warm-up and
+/// reads its rate; any failed request fails the figure.
+pub(crate) fn rate(mut command: std::process::Command, seconds: u64) -> Result<f64> {
+    let out = command
+        .arg(format!("--duration={seconds}"))
         .arg("--warm-up-time=1")
         .output()
         .context("run h2load (Debian: apt-get install nghttp2-client)")?;
@@ -226,7 +266,7 @@ fn latency(addr: SocketAddr, body: &Path, shape: Shape, rps: f64, dir: &Path) ->
     Ok([at(0.50), at(0.99), at(0.999)])
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }

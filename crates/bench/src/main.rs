@@ -6,6 +6,7 @@ mod alloc;
 mod external;
 mod figures;
 mod fixture;
+mod gateways;
 mod load;
 mod servers;
 
@@ -71,6 +72,26 @@ enum Figure {
         #[arg(long)]
         verifier: Option<std::path::PathBuf>,
     },
+    /// ext_authz Check against Verify, and forward auth against a bare HTTP
+    /// server, driven by h2load in its own process (issue 12's figures).
+    /// Build the verifier in release first.
+    Gateways {
+        /// Seconds per run (after one second of warm-up).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Interleaved rounds; the table shows medians.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// h2load clients (connections) for the gRPC runs.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Streams in flight per gRPC client.
+        #[arg(long, default_value_t = 32)]
+        streams: usize,
+        /// HTTP/1.1 keep-alive connections for the forward-auth runs.
+        #[arg(long, default_value_t = 64)]
+        h1_clients: usize,
+    },
     /// Serves one of the external figure's helper servers (used by it).
     #[command(hide = true)]
     Serve {
@@ -135,6 +156,22 @@ async fn main() -> anyhow::Result<()> {
                 streams,
             };
             external::run(shape, postgres.as_deref()).await
+        }
+        Figure::Gateways {
+            seconds,
+            rounds,
+            clients,
+            streams,
+            h1_clients,
+        } => {
+            let shape = external::Shape {
+                verifier: None,
+                seconds,
+                rounds,
+                clients,
+                streams,
+            };
+            gateways::run(shape, h1_clients).await
         }
         Figure::Serve { server } => servers::serve(server).await,
         Figure::All(args) => {

@@ -185,6 +185,12 @@ pub enum Helper {
         #[arg(long)]
         reply: String,
     },
+    /// Answers every HTTP request with an empty 200 (axum over HTTP/1.1,
+    /// the forward-auth port's stack).
+    HttpOk {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
     /// Answers every Verify after one primary-key lookup of a token row.
     Lookup {
         #[arg(long)]
@@ -243,6 +249,12 @@ pub async fn serve(helper: Helper) -> Result<()> {
             use prost::Message;
             let bytes = base64::engine::general_purpose::STANDARD.decode(reply)?;
             serve_on(listen, Echo(VerifyResponse::decode(&bytes[..])?)).await
+        }
+        Helper::HttpOk { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::OK });
+            axum::serve(listener, app).await?;
+            Ok(())
         }
         Helper::Lookup {
             listen,

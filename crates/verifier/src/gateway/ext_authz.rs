@@ -10,10 +10,10 @@
 //! - allowed: `OK`, with `x-tessera-token-id`, `-owner-id`, `-token-type`
 //!   and `-expire-time` set on the upstream request (overwriting anything
 //!   the client sent; removed on public routes), `authorization` removed
-//!   when `--strip-credential` is on, the `fmetoken` parameter removed when
-//!   it was the credential;
+//!   when `--strip-credential` is on, the `fmetoken` parameter removed
+//!   whenever it is read (`--fmetoken-query`);
 //! - refused: a denied response with the HTTP status, `WWW-Authenticate`
-//!   on 401, `Retry-After` on 503, `Cache-Control`, `x-tessera-reason` and
+//!   on 401 and on a 403 for a missing grant, `Retry-After` on 503, `Cache-Control`, `x-tessera-reason` and
 //!   a small JSON body; `status` is UNAUTHENTICATED, PERMISSION_DENIED,
 //!   UNAVAILABLE or INVALID_ARGUMENT accordingly.
 //!

@@ -18,7 +18,8 @@
 //!
 //! The answer is the status (200, 400, 401, 403, 503; never 202, which
 //! Envoy's HTTP mode would take as a refusal), `X-Tessera-Reason`,
-//! `Cache-Control`, the identity headers on 200, `WWW-Authenticate` on 401,
+//! `Cache-Control`, the identity headers on 200, `WWW-Authenticate` on 401
+//! and on a 403 for a missing grant,
 //! `Retry-After` on 503, and a small JSON body.
 
 use super::{Answer, Ask, Front, Gateway};

@@ -23,6 +23,7 @@ pub mod rules;
 use crate::service::Shared;
 use rules::{Asked, Rules, Unmatched};
 use std::sync::Arc;
+use tessera_core::authorization;
 use tessera_proto::v1::{self, VerifyReason};
 
 /// Which front asked: the label of `gateway_answers`.
@@ -90,8 +91,9 @@ pub struct Answer {
     pub identity: Option<Identity>,
     /// How long a proxy may keep this answer; 0: not at all.
     pub max_age_secs: u64,
-    /// Whether the credential came from the `fmetoken` query parameter
-    /// (ext_authz then removes it from the upstream request).
+    /// Whether the request carries the `fmetoken` query parameter and
+    /// reading it is on (ext_authz then removes it from the upstream
+    /// request, whether or not it was the credential used).
     pub query_token: bool,
     /// 401 only: whether a credential was given at all.
     pub credential_given: bool,
@@ -208,15 +210,23 @@ impl Gateway {
             action,
             ..Default::default()
         };
-        let mut query_token = false;
-        if !ask.authorization.trim().is_empty() {
-            ask.authorization.clone_into(&mut request.authorization);
-        } else if self.query_token
-            && let Some(token) = rules::query_param(ask.path, QUERY_TOKEN)
-        {
-            request.token = token;
-            query_token = true;
+        // The header, when it carries a Tessera credential; else, when it is
+        // on, the query parameter (an app's own `Basic` header, say, does
+        // not hide it). Whenever the parameter is there it is removed
+        // upstream, used or not: it is a credential in a URL.
+        let query = if self.query_token {
+            rules::query_param(ask.path, QUERY_TOKEN)
+        } else {
+            None
+        };
+        let header = ask.authorization.trim();
+        match query {
+            Some(token) if header.is_empty() || authorization::token(header).is_err() => {
+                request.token = token;
+            }
+            _ => header.clone_into(&mut request.authorization),
         }
+        let query_token = self.query_token && rules::query_param(ask.path, QUERY_TOKEN).is_some();
         let credential_given = !request.authorization.is_empty() || !request.token.is_empty();
         if !credential_given {
             return Answer::plain(401, "MALFORMED", "no token given");
@@ -240,12 +250,13 @@ impl Gateway {
         let expires = verdict.expire_time.as_ref().map(|t| t.seconds);
         // A proxy may keep an answer while the verifier itself would not
         // have learnt anything new: one sync interval, and never past the
-        // token's expiry. A stale view's answer is not kept at all.
+        // token's expiry. A stale view's answer is not kept at all, nor one
+        // about a token whose signature was not checked (a key reload may
+        // yet make it good).
         let bound = self.shared.config.sync_interval.as_secs();
         let max_age_secs = match (status, expires) {
-            (503, _) => 0,
+            (503, _) | (_, None) => 0,
             (_, Some(exp)) => bound.min(u64::try_from(exp - now).unwrap_or(0)),
-            (_, None) => bound,
         };
         let identity = verdict.valid.then(|| Identity {
             token_id: verdict.token_id.clone(),
