@@ -150,13 +150,19 @@ async fn check(verifier: &VerifierHarness, request: authz::CheckRequest) -> Chec
         .await
         .expect("Check answers")
         .into_inner();
-    let meta = answer.dynamic_metadata.expect("dynamic metadata").fields;
+    // Allowed answers carry metadata only when a proxy may keep them.
+    let meta = answer
+        .dynamic_metadata
+        .map(|m| m.fields)
+        .unwrap_or_default();
     let text = |key: &str| match meta.get(key).and_then(|v| v.kind.clone()) {
-        Some(prost_types::value::Kind::StringValue(s)) => s,
+        Some(prost_types::value::Kind::StringValue(s)) => Some(s),
+        None => None,
         other => panic!("{key}: {other:?}"),
     };
     let number = |key: &str| match meta.get(key).and_then(|v| v.kind.clone()) {
         Some(prost_types::value::Kind::NumberValue(n)) => n,
+        None => 0.0,
         other => panic!("{key}: {other:?}"),
     };
     let flatten = |options: Vec<core::HeaderValueOption>| -> HashMap<String, String> {
@@ -180,13 +186,21 @@ async fn check(verifier: &VerifierHarness, request: authz::CheckRequest) -> Chec
         removed: Vec::new(),
         query_removed: Vec::new(),
         body: String::new(),
-        reason: text("reason"),
+        reason: text("reason").unwrap_or_default(),
         max_age: number("cache_max_age_seconds"),
     };
     match answer.http_response.expect("an HTTP response") {
         HttpResponse::OkResponse(ok) => {
             checked.status = 200;
             checked.headers = flatten(ok.headers);
+            if checked.reason.is_empty() {
+                // A public route's answer names no token.
+                checked.reason = if checked.headers.contains_key("x-tessera-token-id") {
+                    "OK".into()
+                } else {
+                    "PUBLIC".into()
+                };
+            }
             checked.removed = ok.headers_to_remove;
             checked.query_removed = ok.query_parameters_to_remove;
         }
