@@ -1020,6 +1020,12 @@ async fn random_histories_agree(backend: Backend) {
     for n in 0..histories {
         let steps = history(&mut rng, steps);
         if let Err(failure) = replay(backend, &steps).await {
+            // Said before shrinking, which replays many worlds and can
+            // itself fail (a database out of connections, say).
+            eprintln!(
+                "history {n} of seed {seed:#x} on {backend:?} failed: {failure}\n\
+                 unshrunk: let steps = vec!{steps:?};"
+            );
             let (shrunk, failure) = shrink(backend, steps, failure).await;
             panic!(
                 "history {n} of seed {seed:#x} on {backend:?} failed: {failure}\n\
