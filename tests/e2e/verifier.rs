@@ -545,3 +545,24 @@ on_both_backends!(
     a_new_signing_key_is_accepted_at_once,
     bad_input_gets_its_own_reason,
 );
+
+/// A verifier whose task is aborted unfinished (as tests and `tessera dev`
+/// do) stops its sync loop too: nothing keeps its state, and so its store
+/// pool, alive. Found when a long differential run on PostgreSQL ran out
+/// of connections to leaked verifiers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_verifier_leaves_no_sync_loop_behind() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let verifier = VerifierHarness::beside(&issuer).await;
+    let state = std::sync::Arc::downgrade(&verifier.shared);
+    drop(verifier);
+    let started = std::time::Instant::now();
+    while state.upgrade().is_some() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the verifier's background tasks still hold its state"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    issuer.stop().await;
+}

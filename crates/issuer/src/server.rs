@@ -18,7 +18,7 @@ use tessera_proto::v1::{
 use tessera_serve::metrics::prometheus_client::registry::Registry;
 use tessera_serve::metrics::{GrpcMetrics, PoolMetrics};
 use tessera_serve::shed::ShedLayer;
-use tessera_serve::shutdown::Drain;
+use tessera_serve::shutdown::{Background, Drain};
 use tessera_serve::tls::TlsFiles;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -92,6 +92,10 @@ impl Issuer {
         );
         let background = tokio::spawn(keep_healthy(shared.clone(), reporter.clone(), pool_metrics));
         let upkeep = tokio::spawn(maintenance::run(shared.clone()));
+        // Also stopped if this future is dropped unfinished.
+        let mut tasks = Background::default();
+        tasks.add(&background);
+        tasks.add(&upkeep);
 
         // On the signal: stop the health loop (it would report SERVING
         // again), report NOT_SERVING, then let the server drain.
@@ -160,8 +164,7 @@ impl Issuer {
             .bounded(serve, config.shutdown_grace)
             .await
             .map_err(|e| IssuerError::Internal(format!("server: {e}")));
-        background.abort();
-        upkeep.abort();
+        drop(tasks);
         // After a clean stop the SQLite file alone holds everything.
         if let Ok(store) = shared.store()
             && let Err(e) = store.checkpoint().await

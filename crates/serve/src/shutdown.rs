@@ -1,4 +1,5 @@
-//! Waiting for the signal to stop.
+//! Waiting for the signal to stop, draining what is in flight, and stopping
+//! a service's background tasks with it.
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).
 pub async fn signal() {
@@ -98,5 +99,27 @@ mod tests {
             .bounded(async { Err::<(), _>("failed") }, Duration::from_secs(60))
             .await;
         assert_eq!(result, Err("failed"));
+    }
+}
+
+/// A service's background tasks (sync loops, health reporters), aborted
+/// when this is dropped: when `run_until` returns, and also when an embedder
+/// drops or aborts it unfinished (a test, `tessera dev`), so no loop is left
+/// polling the store with its pool open.
+#[derive(Debug, Default)]
+pub struct Background(Vec<tokio::task::AbortHandle>);
+
+impl Background {
+    /// Adds `task`.
+    pub fn add<T>(&mut self, task: &tokio::task::JoinHandle<T>) {
+        self.0.push(task.abort_handle());
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }

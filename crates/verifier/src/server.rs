@@ -12,7 +12,7 @@ use std::time::Duration;
 use tessera_core::Clock;
 use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
 use tessera_serve::shed::ShedLayer;
-use tessera_serve::shutdown::Drain;
+use tessera_serve::shutdown::{Background, Drain};
 use tessera_serve::tls::TlsFiles;
 use tessera_store::{ConnectConfig, Store};
 use tokio::net::TcpListener;
@@ -104,6 +104,12 @@ impl VerifierServer {
         set_health(&reporter, ServingStatus::NotServing).await;
         let sync = tokio::spawn(keep_in_sync(shared.clone()));
         let health = tokio::spawn(report_health(shared.clone(), reporter.clone()));
+        // Stopped when this returns, and also when it is dropped unfinished:
+        // an embedder that aborts its task (a test, `tessera dev`) must not
+        // leave the sync loop polling the store with its pool open.
+        let mut tasks = Background::default();
+        tasks.add(&sync);
+        tasks.add(&health);
 
         // On the signal: stop the health task (it would report SERVING
         // again), report NOT_SERVING while still serving for the shutdown
@@ -137,7 +143,7 @@ impl VerifierServer {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!(%addr, path = forward_auth::PATH, "forward auth served");
             }
-            tokio::spawn(async move {
+            let served = tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
@@ -145,6 +151,7 @@ impl VerifierServer {
                     tracing::error!(error = %e, "forward auth server failed");
                 }
             });
+            tasks.add(&served);
         }
 
         let (reflection, reflection_alpha) = tessera_serve::reflection::services(
@@ -182,8 +189,7 @@ impl VerifierServer {
             .bounded(serve, config.shutdown_grace)
             .await
             .map_err(|e| VerifierError::Startup(format!("server: {e}")));
-        sync.abort();
-        health.abort();
+        drop(tasks);
         result
     }
 }
