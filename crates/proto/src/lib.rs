@@ -10,110 +10,11 @@
 //! - [`FILE_DESCRIPTOR_SET`] is the encoded descriptor set, for
 //!   tonic-reflection.
 
-/// Generated code for the `tessera.*` protobuf packages.
-pub mod tessera {
-    /// Generated code for the `tessera.v1` protobuf package.
-    #[allow(
-        missing_docs,
-        unreachable_pub,
-        clippy::all,
-        clippy::pedantic,
-        clippy::nursery,
-        clippy::unwrap_used,
-        clippy::dbg_macro,
-        clippy::todo,
-        clippy::unimplemented
-    )]
-    pub mod v1 {
-        tonic::include_proto!("tessera.v1");
-    }
-}
-
-/// Generated code for the `google.*` protobuf packages Tessera's protos
-/// import (other than the well-known types, which come from `prost-types`).
-pub mod google {
-    /// The HTTP mapping types of `google/api/http.proto`.
-    #[allow(
-        missing_docs,
-        unreachable_pub,
-        clippy::all,
-        clippy::pedantic,
-        clippy::nursery,
-        clippy::unwrap_used,
-        clippy::dbg_macro,
-        clippy::todo,
-        clippy::unimplemented
-    )]
-    pub mod api {
-        tonic::include_proto!("google.api");
-    }
-
-    /// `google.rpc.Status`, as Envoy's ext_authz answers carry it.
-    #[allow(
-        missing_docs,
-        unreachable_pub,
-        clippy::all,
-        clippy::pedantic,
-        clippy::nursery,
-        clippy::unwrap_used,
-        clippy::dbg_macro,
-        clippy::todo,
-        clippy::unimplemented
-    )]
-    pub mod rpc {
-        tonic::include_proto!("google.rpc");
-    }
-}
-
-/// Envoy's ext_authz v3 API (`envoy.service.auth.v3.Authorization`), in the
-/// wire-compatible subset of `proto/envoy/` the verifier serves to Envoy,
-/// Istio and Envoy Gateway.
-pub mod envoy {
-    /// `envoy.service.*`.
-    pub mod service {
-        /// `envoy.service.auth.*`.
-        pub mod auth {
-            /// `envoy.service.auth.v3`: `Authorization/Check`.
-            #[allow(
-                missing_docs,
-                unreachable_pub,
-                clippy::all,
-                clippy::pedantic,
-                clippy::nursery,
-                clippy::unwrap_used,
-                clippy::dbg_macro,
-                clippy::todo,
-                clippy::unimplemented
-            )]
-            pub mod v3 {
-                tonic::include_proto!("envoy.service.auth.v3");
-            }
-        }
-    }
-    /// `envoy.config.*`.
-    pub mod config {
-        /// `envoy.config.core.*`.
-        pub mod core {
-            /// `envoy.config.core.v3`: headers and addresses.
-            #[allow(
-                missing_docs,
-                unreachable_pub,
-                clippy::all,
-                clippy::pedantic,
-                clippy::nursery,
-                clippy::unwrap_used,
-                clippy::dbg_macro,
-                clippy::todo,
-                clippy::unimplemented
-            )]
-            pub mod v3 {
-                tonic::include_proto!("envoy.config.core.v3");
-            }
-        }
-    }
-    /// `envoy.type.*`.
-    pub mod r#type {
-        /// `envoy.type.v3`: HTTP status codes.
+/// A module of generated code: `include_proto!` under the lints generated
+/// code cannot meet.
+macro_rules! generated {
+    ($(#[$doc:meta])* $name:ident, $package:literal) => {
+        $(#[$doc])*
         #[allow(
             missing_docs,
             unreachable_pub,
@@ -125,9 +26,70 @@ pub mod envoy {
             clippy::todo,
             clippy::unimplemented
         )]
-        pub mod v3 {
-            tonic::include_proto!("envoy.r#type.v3");
+        pub mod $name {
+            tonic::include_proto!($package);
         }
+    };
+}
+
+/// Generated code for the `tessera.*` protobuf packages.
+pub mod tessera {
+    generated!(
+        /// Generated code for the `tessera.v1` protobuf package.
+        v1,
+        "tessera.v1"
+    );
+}
+
+/// Generated code for the `google.*` protobuf packages Tessera's protos
+/// import (other than the well-known types, which come from `prost-types`).
+pub mod google {
+    generated!(
+        /// The HTTP mapping types of `google/api/http.proto`.
+        api,
+        "google.api"
+    );
+
+    generated!(
+        /// `google.rpc.Status`, as Envoy's ext_authz answers carry it.
+        rpc,
+        "google.rpc"
+    );
+}
+
+/// Envoy's ext_authz v3 API (`envoy.service.auth.v3.Authorization`), in the
+/// wire-compatible subset of `proto/envoy/` the verifier serves to Envoy,
+/// Istio and Envoy Gateway.
+pub mod envoy {
+    /// `envoy.service.*`.
+    pub mod service {
+        /// `envoy.service.auth.*`.
+        pub mod auth {
+            generated!(
+                /// `envoy.service.auth.v3`: `Authorization/Check`.
+                v3,
+                "envoy.service.auth.v3"
+            );
+        }
+    }
+    /// `envoy.config.*`.
+    pub mod config {
+        /// `envoy.config.core.*`.
+        pub mod core {
+            generated!(
+                /// `envoy.config.core.v3`: headers and addresses.
+                v3,
+                "envoy.config.core.v3"
+            );
+        }
+    }
+    /// `envoy.type.*`.
+    pub mod r#type {
+        generated!(
+            /// `envoy.type.v3`: HTTP status codes.
+            v3,
+            "envoy.r#type.v3"
+        );
     }
 }
 

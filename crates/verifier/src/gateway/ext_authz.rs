@@ -27,12 +27,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tessera_proto::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use tessera_proto::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
+use tessera_proto::envoy::service::auth::v3::attribute_context::HttpRequest;
 use tessera_proto::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
 use tessera_proto::envoy::service::auth::v3::{
-    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
-    check_response::HttpResponse,
+    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response::HttpResponse,
 };
 use tessera_proto::envoy::r#type::v3::HttpStatus;
 use tessera_proto::google::rpc;
@@ -70,7 +70,7 @@ impl Authorization for ExtAuthz {
             .as_ref()
             .and_then(|r| r.http.as_ref())
             .ok_or_else(|| Status::invalid_argument("attributes.request.http is not set"))?;
-        let authorization = header(&attributes, "authorization");
+        let authorization = header(http, "authorization");
         let extension = |key: &str| {
             attributes
                 .context_extensions
@@ -91,10 +91,7 @@ impl Authorization for ExtAuthz {
 }
 
 /// A request header, from the map or from `header_map` (raw headers).
-fn header(attributes: &AttributeContext, name: &str) -> String {
-    let Some(http) = attributes.request.as_ref().and_then(|r| r.http.as_ref()) else {
-        return String::new();
-    };
+fn header(http: &HttpRequest, name: &str) -> String {
     if let Some(value) = http.headers.get(name) {
         return value.clone();
     }

@@ -68,11 +68,7 @@ async fn answer(gateway: &Gateway, headers: &HeaderMap) -> Response {
         Ok(pair) => pair,
         Err(why) => {
             let refused = Answer::plain(400, "BAD_REQUEST", why);
-            gateway
-                .shared()
-                .metrics
-                .gateway_answered(Front::ForwardAuth, refused.reason);
-            return respond(&refused);
+            return respond(&gateway.counted(Front::ForwardAuth, refused));
         }
     };
     // With route rules the rules decide: these headers could come from the

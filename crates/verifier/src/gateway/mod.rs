@@ -172,7 +172,12 @@ impl Gateway {
 
     /// Decides on `ask`, counting the answer under `front`.
     pub async fn answer(&self, front: Front, ask: &Ask<'_>) -> Answer {
-        let answer = self.decide(ask).await;
+        self.counted(front, self.decide(ask).await)
+    }
+
+    /// `answer`, counted under `front`: every answer a front gives passes
+    /// here, including those it makes before asking (a malformed request).
+    pub fn counted(&self, front: Front, answer: Answer) -> Answer {
         self.shared.metrics.gateway_answered(front, answer.reason);
         answer
     }
@@ -220,13 +225,13 @@ impl Gateway {
             None
         };
         let header = ask.authorization.trim();
+        let query_token = query.is_some();
         match query {
             Some(token) if header.is_empty() || authorization::token(header).is_err() => {
                 request.token = token;
             }
             _ => header.clone_into(&mut request.authorization),
         }
-        let query_token = self.query_token && rules::query_param(ask.path, QUERY_TOKEN).is_some();
         let credential_given = !request.authorization.is_empty() || !request.token.is_empty();
         if !credential_given {
             return Answer::plain(401, "MALFORMED", "no token given");
