@@ -126,24 +126,7 @@ pub(crate) fn user_grants(user: &user::Model) -> Result<Vec<Grant>, IssuerError>
 /// or, when that peer is a trusted proxy, the nearest untrusted address in
 /// its `x-forwarded-for`.
 pub(crate) fn source<T>(shared: &Shared, request: &Request<T>) -> Option<IpAddr> {
-    let peer = request.remote_addr().map(|a| a.ip())?;
-    let trusted = &shared.config.trusted_proxies;
-    if !trusted.contains(&peer) {
-        return Some(peer);
-    }
-    let forwarded = request
-        .metadata()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|hop| !trusted.contains(hop))
-        .or(Some(peer))
+    tessera_serve::source::of_request(request, &shared.config.trusted_proxies)
 }
 
 /// Checks a username and password; the same error whatever is wrong. Failed

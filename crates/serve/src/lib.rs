@@ -5,13 +5,14 @@
 //! to the caller's W3C trace context), [`metrics`] (Prometheus, served on a
 //! port of its own, and a tower layer counting every RPC), [`shed`] (a
 //! global concurrency limit that answers RESOURCE_EXHAUSTED instead of
-//! queueing), [`tls`] (rustls, optionally mTLS) and [`shutdown`] (SIGTERM
-//! and SIGINT).
+//! queueing), [`tls`] (rustls, optionally mTLS), [`shutdown`] (SIGTERM
+//! and SIGINT) and [`source`] (a caller's address behind trusted proxies).
 
 pub mod metrics;
 pub mod reflection;
 pub mod shed;
 pub mod shutdown;
+pub mod source;
 pub mod telemetry;
 pub mod tls;
 
