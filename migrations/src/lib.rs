@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_initial;
 mod m20261128_000002_lifecycle;
 mod m20261201_000003_generations;
+mod m20261202_000004_usage;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_initial::Migration),
             Box::new(m20261128_000002_lifecycle::Migration),
             Box::new(m20261201_000003_generations::Migration),
+            Box::new(m20261202_000004_usage::Migration),
         ]
     }
 }
@@ -34,4 +36,19 @@ pub fn plain_schema_name(schema: &str) -> bool {
         && schema
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The grants a verifier's PostgreSQL role needs on a migrated `schema`:
+/// reading every table, and writing token uses (the three last-used
+/// columns of `tokens`, column by column, so it can change nothing else).
+/// `tessera-migration` runs them for `TESSERA_VERIFIER_ROLE`; both names
+/// must pass [`plain_schema_name`].
+pub fn verifier_grants(schema: &str, role: &str) -> Vec<String> {
+    vec![
+        format!("GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\""),
+        format!("GRANT SELECT ON ALL TABLES IN SCHEMA \"{schema}\" TO \"{role}\""),
+        format!(
+            "GRANT UPDATE (last_used_time, use_count, last_caller) ON \"{schema}\".tokens TO \"{role}\""
+        ),
+    ]
 }

@@ -16,6 +16,7 @@ pub mod keys;
 mod lock;
 pub mod revocation;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 pub use cleanup::CleanupReport;

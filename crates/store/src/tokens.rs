@@ -130,6 +130,11 @@ pub struct TokenFilter {
     pub status: Option<Status>,
     /// The time `expired` and `status` are judged at.
     pub now: i64,
+    /// Only tokens not used since this time (see [`crate::usage`]): last
+    /// used before it, or never used and created before it.
+    pub unused_since: Option<i64>,
+    /// Only tokens that expire before this time.
+    pub expire_before: Option<i64>,
     /// Only ids after this one (keyset paging; ids are time-ordered UUIDv7s).
     pub after_id: Option<String>,
     /// At most this many.
@@ -166,6 +171,9 @@ impl Store {
             issue_time: Set(new.create_time),
             previous_secret_expire_time: Set(None),
             generation: Set(i64::try_from(new.generation).unwrap_or(i64::MAX)),
+            last_used_time: Set(None),
+            use_count: Set(0),
+            last_caller: Set(None),
         }
         .insert(&txn)
         .await?;
@@ -230,6 +238,12 @@ impl Store {
             Some(Status::Expired) => query = query.filter(Column::ExpireTime.lte(filter.now)),
             Some(Status::Unexpired) => query = query.filter(Column::ExpireTime.gt(filter.now)),
             None => {}
+        }
+        if let Some(since) = filter.unused_since {
+            query = query.filter(crate::usage::unused_before(since));
+        }
+        if let Some(before) = filter.expire_before {
+            query = query.filter(Column::ExpireTime.lt(before));
         }
         if let Some(after) = filter.after_id {
             query = query.filter(Column::Id.gt(after));

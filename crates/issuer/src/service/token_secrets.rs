@@ -180,7 +180,14 @@ pub(crate) async fn rotate(
         ));
     }
     require_enabled_owner(&owner)?;
+    // A token rotating itself stays within its own grants (its ceiling as
+    // a caller), so it can renew but never widen itself.
     let ceiling = ceiling_for(caller, &owner)?;
+    let by_itself = if token_select::is_self(caller, &row) {
+        "; by the token itself"
+    } else {
+        ""
+    };
     let signer = shared.signer(store, now).await?;
     // The version this request saw: a rotation that committed since wins,
     // and this one is refused (compare-and-swap) rather than stacked on it.
@@ -273,7 +280,7 @@ pub(crate) async fn rotate(
                     .with_outcome(
                         "ok",
                         format!(
-                            "secret version {version}; previous accepted until {}",
+                            "secret version {version}; previous accepted until {}{by_itself}",
                             tessera_core::duration::instant(previous_end)
                         ),
                     ),
@@ -314,6 +321,9 @@ mod tests {
             issue_time: 0,
             previous_secret_expire_time: previous,
             generation: 1,
+            last_used_time: None,
+            use_count: 0,
+            last_caller: None,
         }
     }
 

@@ -39,6 +39,13 @@ pub struct Model {
     /// The owner's generation when the current secret was issued (its `gen`
     /// claim); 0 for secrets issued before generations existed.
     pub generation: i64,
+    /// When a verifier last answered OK for the token (merged from every
+    /// verifier's batches; see [`crate::usage`]); `None` if never.
+    pub last_used_time: Option<i64>,
+    /// How many OK answers the verifiers have reported.
+    pub use_count: i64,
+    /// The address of the caller behind the last reported use.
+    pub last_caller: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

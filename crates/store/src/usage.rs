@@ -1,0 +1,126 @@
+//! Token use reported by the verifiers: when each token was last answered
+//! OK, how often, and by whom. Each verifier counts in memory and merges
+//! its batch here every flush interval; several verifiers merging the same
+//! token is the normal case, so a merge never overwrites: the later time
+//! wins (with its caller) and counts add. Tokens deleted since they were
+//! used are skipped.
+
+use crate::{Backend, Store, StoreError};
+use sea_orm::{ConnectionTrait, Statement, Value};
+
+/// One token's use in one verifier's interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenUse {
+    pub token_id: String,
+    /// The latest use, Unix seconds.
+    pub last_used_time: i64,
+    /// How many uses.
+    pub count: u64,
+    /// The caller behind the latest use, if known.
+    pub caller: Option<String>,
+}
+
+/// The most uses one statement merges: 4 parameters each stays far inside
+/// both databases' limits (SQLite 32,766; PostgreSQL 65,535).
+pub const CHUNK: usize = 1_000;
+
+impl Store {
+    /// Merges `uses` (at most [`CHUNK`]) into the token rows in one
+    /// statement, and returns how many rows it changed. Give them in token
+    /// id order: verifiers merging at once then lock rows in one order.
+    pub async fn merge_usage(&self, uses: &[TokenUse]) -> Result<u64, StoreError> {
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        if uses.len() > CHUNK {
+            return Err(StoreError::Database(format!(
+                "a usage merge takes at most {CHUNK} tokens, not {}",
+                uses.len()
+            )));
+        }
+        let backend = self.backend();
+        let mut values = Vec::with_capacity(uses.len() * 4);
+        let mut rows = Vec::with_capacity(uses.len());
+        for (i, u) in uses.iter().enumerate() {
+            let n = i * 4;
+            rows.push(match backend {
+                Backend::Postgres => format!(
+                    "(${}, ${}::bigint, ${}::bigint, ${}::text)",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                ),
+                Backend::Sqlite => "(?, ?, ?, ?)".to_owned(),
+            });
+            values.push(Value::from(u.token_id.clone()));
+            values.push(Value::from(u.last_used_time));
+            values.push(Value::from(i64::try_from(u.count).unwrap_or(i64::MAX)));
+            values.push(Value::String(u.caller.clone()));
+        }
+        // Every right-hand side reads the row as it was before this update,
+        // so the caller is chosen by the old time, like the time itself.
+        let sql = format!(
+            "WITH v(id, t, n, c) AS (VALUES {}) \
+             UPDATE tokens SET \
+               last_caller = CASE WHEN tokens.last_used_time IS NULL OR v.t >= tokens.last_used_time \
+                 THEN v.c ELSE tokens.last_caller END, \
+               last_used_time = CASE WHEN tokens.last_used_time IS NULL OR v.t > tokens.last_used_time \
+                 THEN v.t ELSE tokens.last_used_time END, \
+               use_count = tokens.use_count + v.n \
+             FROM v WHERE tokens.id = v.id",
+            rows.join(", ")
+        );
+        let result = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                sql,
+                values,
+            ))
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Unexpired API tokens that expire before `before`: what an operator
+    /// alerts on before jobs lose their credentials.
+    pub async fn count_api_tokens_expiring(
+        &self,
+        now: i64,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        use crate::entity::token::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        Ok(Entity::find()
+            .filter(Column::TokenType.eq("api"))
+            .filter(Column::ExpireTime.gt(now))
+            .filter(Column::ExpireTime.lt(before))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// Unexpired API tokens not used since `since` (never used and created
+    /// before it counts as unused): candidates for clean-up.
+    pub async fn count_api_tokens_unused(&self, now: i64, since: i64) -> Result<u64, StoreError> {
+        use crate::entity::token::{Column, Entity};
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        Ok(Entity::find()
+            .filter(Column::TokenType.eq("api"))
+            .filter(Column::ExpireTime.gt(now))
+            .filter(unused_before(since))
+            .count(&self.db)
+            .await?)
+    }
+}
+
+/// "Not used since `since`": last used before it, or never used and
+/// created before it (a token made since has not had the chance).
+pub(crate) fn unused_before(since: i64) -> sea_orm::Condition {
+    use crate::entity::token::Column;
+    use sea_orm::{ColumnTrait, Condition};
+    Condition::any().add(Column::LastUsedTime.lt(since)).add(
+        Condition::all()
+            .add(Column::LastUsedTime.is_null())
+            .add(Column::CreateTime.lt(since)),
+    )
+}
