@@ -71,6 +71,27 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_SIGNATURE_CACHE_SIZE", default_value_t = 100_000)]
     pub signature_cache_size: usize,
 
+    /// How often the last-used times, counts and callers of the tokens
+    /// answered OK are merged into the store (`off` or `0`: not tracked).
+    /// What was counted since the last flush is lost if the process dies.
+    #[arg(long, env = "TESSERA_USAGE_FLUSH_INTERVAL", default_value = "60s", value_parser = duration_or_off)]
+    pub usage_flush_interval: Duration,
+
+    /// Most tokens whose use is held between flushes (about 70 bytes
+    /// each); beyond it uses are dropped and counted.
+    #[arg(long, env = "TESSERA_USAGE_MAX_TOKENS", default_value_t = 1_000_000)]
+    pub usage_max_tokens: usize,
+
+    /// Proxies (IP addresses, repeated or comma-separated) whose
+    /// `X-Forwarded-For` names the real caller recorded as a token's last
+    /// caller; any other peer is recorded as itself.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Largest request accepted, in bytes; larger ones are refused by the transport.
     #[arg(long, env = "TESSERA_VERIFIER_MAX_MESSAGE_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -136,6 +157,14 @@ pub struct VerifierConfig {
     pub tls_client_ca: Option<std::path::PathBuf>,
 }
 
+/// Like [`duration_ms`], and `off` (zero).
+fn duration_or_off(text: &str) -> Result<Duration, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(Duration::ZERO);
+    }
+    duration_ms(text)
+}
+
 /// Like [`duration`], but also reads milliseconds (`250ms`).
 fn duration_ms(text: &str) -> Result<Duration, String> {
     match text.trim().strip_suffix("ms") {
@@ -175,6 +204,9 @@ impl VerifierConfig {
             clock_leeway: Duration::from_secs(60),
             trusted_issuers: Vec::new(),
             signature_cache_size: 100_000,
+            usage_flush_interval: Duration::from_secs(60),
+            usage_max_tokens: 1_000_000,
+            trusted_proxies: Vec::new(),
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrent_requests: 4096,
@@ -205,5 +237,6 @@ mod tests {
             Ok(std::time::Duration::from_secs(2))
         );
         assert!(super::duration_ms("fast").is_err());
+        assert_eq!(super::duration_or_off("off"), Ok(std::time::Duration::ZERO));
     }
 }

@@ -10,7 +10,8 @@
 //! synced), `cache` (the signature cache), `verify` (the decision),
 //! `service` (the gRPC handler), [`gateway`] (the same decision for
 //! proxies: Envoy's ext_authz, HTTP forward auth, route rules), `server` (serving, health, the sync loop,
-//! shutdown), `metrics` (what it counts), [`error`].
+//! shutdown), `metrics` (what it counts), [`usage`] (last-used tracking, merged into
+//! the store in batches), [`error`].
 
 mod cache;
 pub mod config;
@@ -19,6 +20,7 @@ pub mod gateway;
 mod metrics;
 mod server;
 pub mod service;
+pub mod usage;
 mod verify;
 pub mod view;
 

@@ -135,3 +135,27 @@ impl VerifierMetrics {
         }
     }
 }
+
+/// Registers the last-used tracking's own counters.
+pub fn register_usage(registry: &mut Registry, usage: &crate::usage::UsageMetrics) {
+    registry.register(
+        "usage_dropped",
+        "Token uses not recorded: the tracking's memory bound was reached",
+        usage.dropped.clone(),
+    );
+    registry.register(
+        "usage_flush_failures",
+        "Flushes of token uses that could not write everything (retried at the next flush)",
+        usage.failures.clone(),
+    );
+    registry.register(
+        "usage_merged",
+        "Tokens whose uses were merged into the store",
+        usage.merged.clone(),
+    );
+    registry.register(
+        "usage_pending_tokens",
+        "Tokens whose uses wait for the next flush after a failed one",
+        usage.pending.clone(),
+    );
+}

@@ -110,6 +110,9 @@ impl VerifierServer {
         let mut tasks = Background::default();
         tasks.add(&sync);
         tasks.add(&health);
+        if shared.usage.is_on() {
+            tasks.add(&tokio::spawn(flush_usage(shared.clone())));
+        }
 
         // On the signal: stop the health task (it would report SERVING
         // again), report NOT_SERVING while still serving for the shutdown
@@ -144,6 +147,7 @@ impl VerifierServer {
                 tracing::info!(%addr, path = forward_auth::PATH, "forward auth served");
             }
             let served = tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 if let Err(e) = axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
@@ -190,7 +194,60 @@ impl VerifierServer {
             .await
             .map_err(|e| VerifierError::Startup(format!("server: {e}")));
         drop(tasks);
+        // A graceful stop keeps the last interval's uses, if the store
+        // answers soon; a crash loses them (see `usage`).
+        if let Some(store) = shared.store.get().filter(|_| shared.usage.is_on()) {
+            match tokio::time::timeout(FINAL_FLUSH, shared.usage.flush(store)).await {
+                Ok(Ok(flushed)) => tracing::info!(tokens = flushed.merged, "token uses flushed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "token uses could not be flushed"),
+                Err(_) => tracing::warn!("token uses could not be flushed in time"),
+            }
+        }
         result
+    }
+}
+
+/// How long a stopping verifier waits to write its last token uses.
+const FINAL_FLUSH: Duration = Duration::from_secs(5);
+
+/// Merges the token uses counted into the store every flush interval,
+/// once the store is open. A failed flush keeps what it could not write
+/// and is logged once until one succeeds.
+async fn flush_usage(shared: Arc<Shared>) {
+    let every = shared.config.usage_flush_interval;
+    let mut failing = false;
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(store) = shared.store.get() else {
+            continue;
+        };
+        let started = Instant::now();
+        match shared.usage.flush(store).await {
+            Ok(flushed) => {
+                if failing {
+                    tracing::info!("token uses are merged into the store again");
+                }
+                failing = false;
+                tracing::debug!(
+                    tokens = flushed.merged,
+                    statements = flushed.statements,
+                    took = ?started.elapsed(),
+                    "token uses flushed"
+                );
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(
+                        error = %e,
+                        "token uses could not be merged into the store; kept for the next flush \
+                         (on PostgreSQL the verifier's role needs UPDATE of tokens' last-used \
+                         columns: docs/verifier.md, \"Last used\"; --usage-flush-interval off \
+                         stops tracking)"
+                    );
+                }
+                failing = true;
+            }
+        }
     }
 }
 

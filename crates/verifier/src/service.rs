@@ -4,9 +4,11 @@ use crate::cache::SignatureCache;
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
 use crate::metrics::VerifierMetrics;
+use crate::usage::Usage;
 use crate::verify::{self, Policy, Signature};
 use crate::view::View;
 use prometheus_client::registry::Registry;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tessera_core::Clock;
@@ -23,6 +25,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub view: View,
     pub cache: SignatureCache,
+    /// The uses of tokens answered OK, waiting to be merged into the store.
+    pub usage: Usage,
     pub store: OnceLock<Store>,
     pub metrics: VerifierMetrics,
     /// What `GET /metrics` serves.
@@ -34,12 +38,18 @@ impl Shared {
     /// Fresh state for `config`.
     pub fn new(config: VerifierConfig, clock: Arc<dyn Clock>) -> Self {
         let cache = SignatureCache::new(config.signature_cache_size);
+        let usage = Usage::new(
+            !config.usage_flush_interval.is_zero(),
+            config.usage_max_tokens,
+        );
         let view = View::trusting(config.trusted_issuers.clone());
         let mut registry = Registry::with_prefix("tessera_verifier");
         let metrics =
             VerifierMetrics::register(&mut registry, cache.hits.clone(), cache.misses.clone());
+        crate::metrics::register_usage(&mut registry, &usage.metrics);
         Self {
             cache,
+            usage,
             config,
             clock,
             view,
@@ -88,6 +98,21 @@ impl Shared {
         let answer = self.judge(request).await?;
         self.metrics.answered(answer.reason);
         Ok(answer)
+    }
+
+    /// Records an OK answer's token as used by `caller`, for its last-used
+    /// time; anything but OK is not a use.
+    pub fn record_use(&self, answer: &v1::VerifyResponse, caller: Option<IpAddr>) {
+        if answer.valid && self.usage.is_on() {
+            self.usage
+                .record(&answer.token_id, self.clock.now().timestamp(), caller);
+        }
+    }
+
+    /// The caller behind a gRPC request: its peer, or what a trusted
+    /// proxy's `x-forwarded-for` names.
+    pub fn caller_of<T>(&self, request: &Request<T>) -> Option<IpAddr> {
+        tessera_serve::source::of_request(request, &self.config.trusted_proxies)
     }
 
     /// The decision behind [`Shared::verify`], uncounted: the gateway
@@ -152,7 +177,7 @@ impl VerifierService for Verifier {
         let body = request.get_ref();
         // A REST gateway forwards the HTTP `Authorization` header as
         // metadata: with no token in the body, that is the credential.
-        if body.token.is_empty()
+        let answer = if body.token.is_empty()
             && body.authorization.is_empty()
             && let Some(header) = request
                 .metadata()
@@ -163,8 +188,13 @@ impl VerifierService for Verifier {
                 authorization: header.to_owned(),
                 ..body.clone()
             };
-            return Ok(Response::new(self.0.verify(&from_header).await?));
+            self.0.verify(&from_header).await?
+        } else {
+            self.0.verify(body).await?
+        };
+        if answer.valid {
+            self.0.record_use(&answer, self.0.caller_of(&request));
         }
-        Ok(Response::new(self.0.verify(body).await?))
+        Ok(Response::new(answer))
     }
 }

@@ -21,10 +21,13 @@
 //! for Envoy's access logs and later filters.
 
 use super::{Answer, Ask, Front, Gateway, QUERY_TOKEN};
+use crate::service::Shared;
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
+use tessera_proto::envoy::config::core::v3::address;
 use tessera_proto::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use tessera_proto::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use tessera_proto::envoy::service::auth::v3::attribute_context::HttpRequest;
@@ -32,7 +35,8 @@ use tessera_proto::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
 use tessera_proto::envoy::service::auth::v3::{
-    CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response::HttpResponse,
+    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+    check_response::HttpResponse,
 };
 use tessera_proto::envoy::r#type::v3::HttpStatus;
 use tessera_proto::google::rpc;
@@ -54,6 +58,24 @@ pub fn service(gateway: Arc<Gateway>, max_bytes: usize) -> AuthzServer {
     AuthorizationServer::new(ExtAuthz(gateway)).max_decoding_message_size(max_bytes)
 }
 
+/// Who is behind a Check: the downstream address Envoy reports, when
+/// Envoy is a trusted proxy; otherwise the caller of Check itself.
+fn caller(shared: &Shared, peer: Option<IpAddr>, attributes: &AttributeContext) -> Option<IpAddr> {
+    let peer = peer?;
+    if !shared.config.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let source = attributes
+        .source
+        .as_ref()
+        .and_then(|s| s.address.as_ref())
+        .and_then(|a| match &a.address {
+            Some(address::Address::SocketAddress(s)) => s.address.parse::<IpAddr>().ok(),
+            None => None,
+        });
+    Some(source.unwrap_or(peer))
+}
+
 /// The gRPC handler.
 #[derive(Debug)]
 pub struct ExtAuthz(Arc<Gateway>);
@@ -64,6 +86,7 @@ impl Authorization for ExtAuthz {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
+        let peer = request.remote_addr().map(|a| a.ip());
         let attributes = request.into_inner().attributes.unwrap_or_default();
         let http = attributes
             .request
@@ -83,6 +106,7 @@ impl Authorization for ExtAuthz {
             authorization: &authorization,
             resource: extension("resource"),
             action: extension("action"),
+            caller: caller(self.0.shared(), peer, &attributes),
         };
         let answer = self.0.answer(Front::ExtAuthz, &ask).await;
         let strip = self.0.shared().config.strip_credential;

@@ -23,20 +23,30 @@
 //! `Retry-After` on 503, and a small JSON body.
 
 use super::{Answer, Ask, Front, Gateway};
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The path proxies are pointed at.
 pub const PATH: &str = "/auth";
 
-/// The forward-auth routes over `gateway`.
+/// The forward-auth routes over `gateway`. Serve them with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the peer is
+/// what a use is recorded against, unless it is a trusted proxy.
 pub fn router(gateway: Arc<Gateway>) -> axum::Router {
     axum::Router::new().route(
         PATH,
-        axum::routing::any(move |headers: HeaderMap| {
+        axum::routing::any(move |request: axum::extract::Request| {
             let gateway = gateway.clone();
-            async move { answer(&gateway, &headers).await }
+            async move {
+                let peer = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0);
+                answer(&gateway, peer, request.headers()).await
+            }
         }),
     )
 }
@@ -61,7 +71,7 @@ fn either<'a>(headers: &'a HeaderMap, first: &str, second: &str) -> Result<&'a s
     }
 }
 
-async fn answer(gateway: &Gateway, headers: &HeaderMap) -> Response {
+async fn answer(gateway: &Gateway, peer: Option<SocketAddr>, headers: &HeaderMap) -> Response {
     let original = either(headers, "x-forwarded-method", "x-original-method")
         .and_then(|m| either(headers, "x-forwarded-uri", "x-original-uri").map(|p| (m, p)));
     let (method, path) = match original {
@@ -87,6 +97,17 @@ async fn answer(gateway: &Gateway, headers: &HeaderMap) -> Response {
         authorization: header(headers, "authorization"),
         resource,
         action,
+        caller: peer.map(|p| {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            tessera_serve::source::client(
+                p.ip(),
+                forwarded,
+                &gateway.shared().config.trusted_proxies,
+            )
+        }),
     };
     respond(&gateway.answer(Front::ForwardAuth, &ask).await)
 }

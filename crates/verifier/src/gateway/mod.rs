@@ -64,6 +64,8 @@ pub struct Ask<'a> {
     /// The proxy's own per-route question (both or neither).
     pub resource: &'a str,
     pub action: &'a str,
+    /// Who is behind the request, recorded as the token's last caller.
+    pub caller: Option<std::net::IpAddr>,
 }
 
 /// Who the token names, for the upstream.
@@ -237,7 +239,10 @@ impl Gateway {
             return Answer::plain(401, "MALFORMED", "no token given");
         }
         match self.shared.judge(&request).await {
-            Ok(verdict) => self.http(&verdict, query_token),
+            Ok(verdict) => {
+                self.shared.record_use(&verdict, ask.caller);
+                self.http(&verdict, query_token)
+            }
             Err(e) => bad(e.to_string()),
         }
     }
