@@ -70,6 +70,9 @@ pub fn token(
         key_id: row.key_id,
         status: status as i32,
         update_time: timestamp(row.update_time),
+        last_used_time: row.last_used_time.and_then(timestamp),
+        use_count: row.use_count,
+        last_caller_address: row.last_caller.unwrap_or_default(),
     })
 }
 

@@ -30,6 +30,21 @@ pub async fn clean_up(
         .await?)
 }
 
+/// Sets the hygiene totals (see [`crate::state::HygieneMetrics`]) at `now`.
+async fn count_hygiene(shared: &Shared, store: &Store, now: i64) -> Result<(), IssuerError> {
+    use crate::state::HygieneMetrics as H;
+    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let expiring = store
+        .count_api_tokens_expiring(now, now.saturating_add(H::EXPIRING_WITHIN))
+        .await?;
+    let unused = store
+        .count_api_tokens_unused(now, now.saturating_sub(H::UNUSED_FOR))
+        .await?;
+    shared.hygiene.expiring.set(gauge(expiring));
+    shared.hygiene.unused.set(gauge(unused));
+    Ok(())
+}
+
 /// Runs the upkeep every `cleanup_interval` until aborted, starting once
 /// the store is ready.
 pub(crate) async fn run(shared: Arc<Shared>) {
@@ -58,6 +73,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "clean-up failed; retrying at the next interval"),
+        }
+        if let Err(e) = count_hygiene(&shared, &store, now).await {
+            tracing::warn!(error = %e, "could not count expiring and unused tokens; retrying at the next interval");
         }
         if let Some(every) = shared.config.key_rotation_interval.filter(|d| !d.is_zero()) {
             let delay = validate::secs(shared.config.key_activation_delay);

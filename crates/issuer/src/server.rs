@@ -85,6 +85,7 @@ impl Issuer {
         let mut registry = Registry::with_prefix("tessera_issuer");
         let pool_metrics = PoolMetrics::register(&mut registry);
         shared.logins.register(&mut registry);
+        shared.hygiene.register(&mut registry);
         tracing::info!(
             at_once = shared.hashing.size(),
             memory_mib = config.password_hash_memory_mib,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tessera_core::keys::{Kek, Signer, VerifyingKey};
 use tessera_core::{Catalog, Clock, password};
 use tessera_serve::metrics::prometheus_client::metrics::counter::Counter;
+use tessera_serve::metrics::prometheus_client::metrics::gauge::Gauge;
 use tessera_serve::metrics::prometheus_client::registry::Registry;
 use tessera_store::Store;
 
@@ -34,6 +35,37 @@ pub(crate) struct Shared {
     pub throttle: Throttle,
     /// Sign-in counters, registered with the metrics.
     pub logins: LoginMetrics,
+    /// Token hygiene totals, set by each upkeep pass.
+    pub hygiene: HygieneMetrics,
+}
+
+/// Totals an operator alerts on, with no per-token labels: API tokens about
+/// to expire (jobs about to lose their credentials) and API tokens nobody
+/// uses (candidates for clean-up). Counted at each upkeep pass.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HygieneMetrics {
+    /// Unexpired API tokens expiring within [`Self::EXPIRING_WITHIN`].
+    pub expiring: Gauge,
+    /// Unexpired API tokens not used for [`Self::UNUSED_FOR`].
+    pub unused: Gauge,
+}
+
+impl HygieneMetrics {
+    pub const EXPIRING_WITHIN: i64 = 7 * 86_400;
+    pub const UNUSED_FOR: i64 = 30 * 86_400;
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "api_tokens_expiring_within_7d",
+            "Unexpired API tokens that expire within 7 days (counted at each upkeep pass)",
+            self.expiring.clone(),
+        );
+        registry.register(
+            "api_tokens_unused_30d",
+            "Unexpired API tokens no verifier has reported a use of for 30 days (counted at each upkeep pass)",
+            self.unused.clone(),
+        );
+    }
 }
 
 /// Counters of password sign-ins (Basic credentials, wherever presented).
@@ -85,6 +117,7 @@ impl Shared {
                 config.login_max_delay,
             )),
             logins: LoginMetrics::default(),
+            hygiene: HygieneMetrics::default(),
             config,
         })
     }

@@ -286,6 +286,23 @@ pub fn expiry(v: &mut Violations, now: i64, lifetime: Lifetime<'_>, max: Duratio
     }
 }
 
+/// Seconds of an optional filter time, refusing one protobuf says is not
+/// a time (nanos out of range, or before year 1 / after 9999).
+pub fn filter_time(
+    v: &mut Violations,
+    field: &str,
+    t: Option<&prost_types::Timestamp>,
+) -> Option<i64> {
+    let t = t?;
+    // 0001-01-01 and 9999-12-31, the range RFC 3339 (and JSON) can show.
+    const RANGE: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+    if !(0..1_000_000_000).contains(&t.nanos) || !RANGE.contains(&t.seconds) {
+        v.add(field, "is not a valid time");
+        return None;
+    }
+    Some(t.seconds)
+}
+
 /// Seconds in a protobuf duration, refusing negative and fractional-only ones.
 pub fn duration_secs(v: &mut Violations, field: &str, d: &prost_types::Duration) -> Option<i64> {
     if d.seconds < 0 || d.nanos < 0 || (d.seconds == 0 && d.nanos == 0) {

@@ -12,6 +12,14 @@ use tessera_store::entity::{token, user};
 /// not exist, so existence is not revealed.
 pub(crate) const NOT_VISIBLE: &str = "no such token is visible to you";
 
+/// The selector id naming the API token the call is made with.
+pub(crate) const SELF: &str = "self";
+
+/// Whether the call is about the token it is made with.
+pub(crate) fn is_self(caller: &Caller, row: &token::Model) -> bool {
+    caller.token.as_ref().is_some_and(|t| t.id == row.id)
+}
+
 pub(crate) fn not_found() -> IssuerError {
     IssuerError::NotFound(NOT_VISIBLE.into())
 }
@@ -76,6 +84,10 @@ pub(crate) fn is_session(row: &token::Model) -> bool {
 /// The audit target a selector names, before it is resolved.
 pub(crate) fn target(caller: &Caller, selector: Option<&v1::TokenSelector>) -> String {
     match selector {
+        Some(s) if s.id == SELF => match &caller.token {
+            Some(own) => format!("tokens/{}", own.id),
+            None => "tokens/self".to_owned(),
+        },
         Some(s) if !s.id.is_empty() => format!("tokens/{}", s.id),
         Some(s) => {
             let owner = if s.owner.is_empty() {
@@ -104,7 +116,19 @@ pub(crate) async fn resolve(
             "name a token by id, or by name (and owner)",
         ));
     };
-    let row = if !sel.id.is_empty() {
+    let row = if sel.id == SELF {
+        let own = caller
+            .token
+            .as_ref()
+            .filter(|t| !is_session(t))
+            .ok_or_else(|| {
+                IssuerError::invalid(
+                    field,
+                    "`self` names the API token the call is made with: call with that token",
+                )
+            })?;
+        store.token_by_id(&own.id).await?
+    } else if !sel.id.is_empty() {
         store.token_by_id(&sel.id).await?
     } else {
         let owner = if sel.owner.is_empty() || sel.owner == caller.user.username {

@@ -103,7 +103,15 @@ impl Tokens {
         let shared = &self.0;
         let store = shared.store()?;
         let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
-        crate::judge::token(shared, store, row, &owner.username, shared.now()).await
+        let now = shared.now();
+        // A job reading its own record is audited, like its rotations: an
+        // unattended credential's every move on itself is on record.
+        if token_select::is_self(caller, &row) {
+            let event = NewAudit::ok(caller.actor(), "token.get", format!("tokens/{}", row.id))
+                .with_outcome("ok", "read by the token itself");
+            store.record_audit(now, event).await?;
+        }
+        crate::judge::token(shared, store, row, &owner.username, now).await
     }
 
     async fn list(
@@ -117,8 +125,12 @@ impl Tokens {
         let limit = validate::page_size(&mut v, body.page_size);
         // A page token carries the filters it was issued for, so a token
         // reused with other filters is refused instead of skipping rows.
+        let unused_since =
+            validate::filter_time(&mut v, "unused_since", body.unused_since.as_ref());
+        let expire_before =
+            validate::filter_time(&mut v, "expire_before", body.expire_before.as_ref());
         let filters = format!(
-            "{}|{}|{}|{:?}",
+            "{}|{}|{}|{:?}|{unused_since:?}|{expire_before:?}",
             body.owner, body.r#type, body.status, body.expired
         );
         let after_id = match validate::page_cursor(&mut v, &body.page_token) {
@@ -191,6 +203,8 @@ impl Tokens {
                     expired: body.expired,
                     status,
                     now,
+                    unused_since,
+                    expire_before,
                     after_id: cursor.clone(),
                     limit: limit + 1,
                 })
