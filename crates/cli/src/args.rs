@@ -174,6 +174,10 @@ pub struct Selector {
     /// The owner of the named token (administrators); default yourself.
     #[arg(long)]
     pub owner: Option<String>,
+    /// The API token this command is made with (`--token`, `TESSERA_TOKEN`):
+    /// how a job reads or renews its own credential.
+    #[arg(long = "self", conflicts_with_all = ["name", "id", "owner"])]
+    pub itself: bool,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +252,13 @@ pub struct ListArgs {
     /// Only tokens in this status.
     #[arg(long, value_enum)]
     pub status: Option<StatusArg>,
+    /// Only tokens not used for this long (`90d`): last used before then,
+    /// or never used and created before then.
+    #[arg(long, value_parser = duration)]
+    pub unused_for: Option<Duration>,
+    /// Only unexpired tokens that expire within this long (`7d`).
+    #[arg(long, value_parser = duration)]
+    pub expiring_within: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

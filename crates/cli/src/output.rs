@@ -115,6 +115,9 @@ pub fn token_json(t: &v1::Token) -> Value {
         "create_time": rfc3339(t.create_time.as_ref()),
         "expire_time": rfc3339(t.expire_time.as_ref()),
         "key_id": t.key_id,
+        "last_used_time": rfc3339(t.last_used_time.as_ref()),
+        "use_count": t.use_count,
+        "last_caller_address": t.last_caller_address,
     })
 }
 
@@ -215,6 +218,20 @@ impl<'a> Printer<'a> {
         }
     }
 
+    /// "2026-11-28 14:02 (3 days ago) from 10.0.0.7, 42 uses", or "never".
+    fn last_used(&self, t: &v1::Token) -> String {
+        if t.last_used_time.is_none() {
+            return "never (as verifiers have reported)".into();
+        }
+        let mut text = self.when(t.last_used_time.as_ref());
+        if !t.last_caller_address.is_empty() {
+            text.push_str(&format!(" from {}", t.last_caller_address));
+        }
+        let plural = if t.use_count == 1 { "" } else { "s" };
+        text.push_str(&format!(", {} use{plural}", t.use_count));
+        text
+    }
+
     fn token_text(&mut self, t: &v1::Token) -> io::Result<()> {
         let expires = self.when(t.expire_time.as_ref());
         writeln!(self.out, "id:          {}", t.id)?;
@@ -223,6 +240,7 @@ impl<'a> Printer<'a> {
         writeln!(self.out, "type:        {}", type_name(t.r#type))?;
         writeln!(self.out, "status:      {}", status_name(t.status))?;
         writeln!(self.out, "expires:     {expires}")?;
+        writeln!(self.out, "last used:   {}", self.last_used(t))?;
         writeln!(self.out, "permissions: {}", grants_text(&t.permissions))?;
         if !t.description.is_empty() {
             writeln!(self.out, "description: {}", t.description)?;
@@ -293,15 +311,17 @@ impl<'a> Printer<'a> {
         let owner_w = width("OWNER", tokens.iter().map(|t| t.owner_name.as_str()));
         writeln!(
             self.out,
-            "{:<36}  {:<name_w$}  {:<owner_w$}  {:<8}  {:<8}  EXPIRES",
-            "ID", "NAME", "OWNER", "TYPE", "STATUS"
+            "{:<36}  {:<name_w$}  {:<owner_w$}  {:<8}  {:<8}  {:<14}  LAST USED",
+            "ID", "NAME", "OWNER", "TYPE", "STATUS", "EXPIRES"
         )?;
         for t in tokens {
             let expires =
                 time(t.expire_time.as_ref()).map_or_else(|| "-".into(), |e| relative(e, self.now));
+            let used = time(t.last_used_time.as_ref())
+                .map_or_else(|| "never".into(), |u| relative(u, self.now));
             writeln!(
                 self.out,
-                "{:<36}  {:<name_w$}  {:<owner_w$}  {:<8}  {:<8}  {expires}",
+                "{:<36}  {:<name_w$}  {:<owner_w$}  {:<8}  {:<8}  {expires:<14}  {used}",
                 t.id,
                 t.name,
                 t.owner_name,

@@ -10,8 +10,16 @@ use tessera_proto::v1::{self, token_service_client::TokenServiceClient};
 use tonic::transport::Channel;
 
 fn selector(s: &Selector) -> Result<Option<v1::TokenSelector>, CliError> {
+    if s.itself {
+        return Ok(Some(v1::TokenSelector {
+            id: "self".into(),
+            ..Default::default()
+        }));
+    }
     if s.id.is_none() && s.name.is_none() {
-        return Err(CliError::Usage("name the token, or give --id".into()));
+        return Err(CliError::Usage(
+            "name the token, or give --id (or --self for the token you call with)".into(),
+        ));
     }
     Ok(Some(v1::TokenSelector {
         id: s.id.clone().unwrap_or_default(),
@@ -251,6 +259,18 @@ async fn list(
         Some(StatusArg::Expired) => v1::TokenStatus::Expired,
         Some(StatusArg::Revoked) => v1::TokenStatus::Revoked,
     };
+    let now = chrono::Utc::now().timestamp();
+    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let at = |t: i64| prost_types::Timestamp {
+        seconds: t,
+        nanos: 0,
+    };
+    let unused_since = args.unused_for.map(|d| at(now.saturating_sub(secs(d))));
+    // "Expiring within" is about tokens still in use: expired ones are out.
+    let expire_before = args
+        .expiring_within
+        .map(|d| at(now.saturating_add(secs(d))));
+    let expired = expire_before.is_some().then_some(false);
     let mut page_token = String::new();
     let mut tokens = Vec::new();
     loop {
@@ -260,7 +280,9 @@ async fn list(
             r#type: r#type as i32,
             owner: args.owner.clone().unwrap_or_default(),
             status: status as i32,
-            ..Default::default()
+            unused_since,
+            expire_before,
+            expired,
         };
         let reply = client
             .list_tokens(authorized(global, request)?)
