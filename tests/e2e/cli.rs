@@ -818,3 +818,120 @@ async fn dev_reads_the_admin_password_from_the_environment() {
         "no generated password is printed: {banner}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reads_and_renews_itself_and_owners_find_stale_tokens() {
+    use crate::support::{grant, verifier::verifier_config};
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let mut config = verifier_config(issuer.db());
+    config.usage_flush_interval = std::time::Duration::from_millis(100);
+    let verifier = VerifierHarness::spawn(config, issuer.clock.clone()).await;
+    verifier.wait_for_health(ServingStatus::Serving).await;
+    let home = Home::new();
+    let made = issuer
+        .create_token(tessera_proto::v1::CreateTokenRequest {
+            name: "job".into(),
+            permissions: vec![grant("jobs", &["read"])],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let id = made.token.expect("metadata").id;
+    assert!(verifier.verify(&made.secret, "", "").await.valid);
+
+    let started = tokio::time::Instant::now();
+    let got = loop {
+        let out = tessera(
+            &issuer,
+            None,
+            &home,
+            &[
+                "--token",
+                &made.secret,
+                "-o",
+                "json",
+                "token",
+                "get",
+                "--self",
+            ],
+        )
+        .await;
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let got = json(&out);
+        if got["use_count"] == 1 || started.elapsed() > std::time::Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(got["id"], id.as_str());
+    assert_eq!(got["use_count"], 1, "{got}");
+    assert_eq!(got["last_caller_address"], "127.0.0.1");
+    assert!(got["last_used_time"].is_string(), "{got}");
+    let text = tessera(
+        &issuer,
+        None,
+        &home,
+        &["--token", &made.secret, "token", "get", "--self"],
+    )
+    .await;
+    assert!(
+        stdout(&text).contains("from 127.0.0.1, 1 use"),
+        "{}",
+        stdout(&text)
+    );
+
+    let rotated = tessera(
+        &issuer,
+        None,
+        &home,
+        &[
+            "--token",
+            &made.secret,
+            "-o",
+            "json",
+            "token",
+            "rotate",
+            "--self",
+            "--overlap",
+            "1m",
+        ],
+    )
+    .await;
+    assert_eq!(code(&rotated), 0, "{}", stderr(&rotated));
+    let rotated = json(&rotated);
+    assert_eq!(rotated["token"]["id"], id.as_str());
+    assert_ne!(rotated["secret"], made.secret.as_str());
+
+    let list = |filter: &'static [&'static str]| {
+        let (issuer, home) = (&issuer, &home);
+        async move {
+            let args = [&ADMIN[..], &["-o", "json", "token", "list"], filter].concat();
+            let out = tessera(issuer, None, home, &args).await;
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+            json(&out)["tokens"]
+                .as_array()
+                .expect("tokens")
+                .iter()
+                .filter(|t| t["type"] == "api")
+                .map(|t| t["name"].as_str().expect("name").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // A week-long token expires within 30 days, not within 1 day; it was
+    // used just now, so it is not unused for a day.
+    assert_eq!(list(&["--expiring-within", "30d"]).await, ["job"]);
+    assert!(list(&["--expiring-within", "1d"]).await.is_empty());
+    assert!(list(&["--unused-for", "1d"]).await.is_empty());
+
+    // `--self` with a password names nothing.
+    let refused = tessera(
+        &issuer,
+        None,
+        &home,
+        &[&ADMIN[..], &["token", "get", "--self"]].concat(),
+    )
+    .await;
+    assert_ne!(code(&refused), 0);
+    assert!(stderr(&refused).contains("self"), "{}", stderr(&refused));
+}

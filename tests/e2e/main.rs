@@ -25,6 +25,7 @@ mod rotation;
 mod sessions;
 mod store;
 mod token_changes;
+mod token_hygiene;
 mod token_races;
 mod tokens;
 mod upgrade;
