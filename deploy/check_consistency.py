@@ -271,7 +271,9 @@ for name, service in services.items():
 verifier_url = str(env_map(services.get("verifier-1", {})).get("DATABASE_URL", ""))
 issuer_url = str(env_map(services.get("issuer", {})).get("DATABASE_URL", ""))
 if verifier_url.split("@")[0].split(":")[1:2] == issuer_url.split("@")[0].split(":")[1:2]:
-    error(f"{where} services.verifier-1", "the verifiers should read through their own read-only role")
+    error(f"{where} services.verifier-1", "the verifiers should connect through their own role")
+if env_map(services.get("migrate", {})).get("TESSERA_VERIFIER_ROLE") != "tessera_verifier":
+    error(f"{where} services.migrate", "must grant the verifiers' role its rights (TESSERA_VERIFIER_ROLE: tessera_verifier)")
 collector = services.get("otel-collector", {})
 if not str(collector.get("image", "")).startswith("otel/opentelemetry-collector-contrib:"):
     error(f"{where} services.otel-collector", "expected the otel/opentelemetry-collector-contrib image")

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Run once by the postgres image when it initialises an empty data volume
 # (mounted into /docker-entrypoint-initdb.d by deploy/compose.yaml): creates
-# `tessera_verifier`, a role that can read, and only read, every table the
-# owner role ($POSTGRES_USER, which the migration and the issuer use) has
-# created or will create. The verifiers connect with it.
+# `tessera_verifier`, a role that can read every table the owner role
+# ($POSTGRES_USER, which the migration and the issuer use) has created or
+# will create. The verifiers connect with it. Its one write, the last-used
+# columns of `tokens`, is granted by the migration service
+# (TESSERA_VERIFIER_ROLE in deploy/compose.yaml), once the table exists.
 #
-# The same statements set up a read-only role on any PostgreSQL; see
+# The same statements set up the role on any PostgreSQL; see
 # deploy/README.md.
 set -euo pipefail
 

@@ -22,6 +22,10 @@ Environment:
   DATABASE_URL        the database (sqlite://path or postgres://...), required
   TESSERA_DB_SCHEMA   PostgreSQL only: the schema to use instead of public;
                       `up` creates it if it does not exist
+  TESSERA_VERIFIER_ROLE
+                      PostgreSQL only: after `up`, grant this (existing) role
+                      what verifiers need: SELECT on every table, and UPDATE
+                      of the last-used columns of `tokens` (nothing else)
 
 The issuer applies the same migrations at start; running this first lets a
 release's schema change happen once, before any new issuer starts.";
@@ -88,6 +92,31 @@ async fn schema_exists(db: &DatabaseConnection, schema: &str) -> Result<bool, St
     Ok(found.is_some())
 }
 
+async fn grant_verifier(
+    db: &DatabaseConnection,
+    url: &str,
+    schema: Option<&str>,
+    role: &str,
+) -> Result<(), String> {
+    if !url.starts_with("postgres") {
+        return Err("TESSERA_VERIFIER_ROLE is for PostgreSQL: SQLite has no roles".into());
+    }
+    // Same rule as schema names: safe inside a quoted identifier.
+    if !tessera_migration::plain_schema_name(role) {
+        return Err(format!(
+            "TESSERA_VERIFIER_ROLE {role:?} must be letters, digits and underscores"
+        ));
+    }
+    let schema = schema.unwrap_or("public");
+    for sql in tessera_migration::verifier_grants(schema, role) {
+        db.execute_unprepared(&sql)
+            .await
+            .map_err(|e| format!("cannot grant the verifier role {role} its rights: {e}"))?;
+    }
+    eprintln!("granted {role} what verifiers need on schema {schema}");
+    Ok(())
+}
+
 async fn run(command: Command) -> Result<ExitCode, String> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL to the database to migrate (see --help)".to_owned())?;
@@ -107,6 +136,12 @@ async fn run(command: Command) -> Result<ExitCode, String> {
                 "applied {} migration(s); the schema is current",
                 pending.len()
             );
+            if let Some(role) = std::env::var("TESSERA_VERIFIER_ROLE")
+                .ok()
+                .filter(|r| !r.is_empty())
+            {
+                grant_verifier(&db, &url, schema.as_deref(), &role).await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
@@ -174,5 +209,18 @@ mod tests {
         assert!(command(&args(&["down"])).is_err());
         assert!(tessera_migration::plain_schema_name("tenant_1"));
         assert!(!tessera_migration::plain_schema_name("x\"; drop"));
+    }
+
+    #[test]
+    fn a_verifier_role_may_write_only_the_usage_columns() {
+        let grants = tessera_migration::verifier_grants("public", "tessera_verifier");
+        let updates: Vec<&String> = grants.iter().filter(|g| g.contains("UPDATE")).collect();
+        assert_eq!(updates.len(), 1);
+        assert!(updates[0].contains("(last_used_time, use_count, last_caller)"));
+        assert!(
+            grants
+                .iter()
+                .all(|g| !g.contains("INSERT") && !g.contains("DELETE"))
+        );
     }
 }
