@@ -44,6 +44,15 @@ pub(crate) fn two_cores() -> bool {
             .is_ok()
 }
 
+/// How the processes are placed, for a table's heading.
+pub(crate) fn pinning() -> &'static str {
+    if two_cores() {
+        "servers pinned to core 0, h2load to core 1"
+    } else {
+        "no pinning: fewer than two cores or no taskset"
+    }
+}
+
 /// A command, on `core` when pinning is possible.
 fn pinned(core: u32, program: &Path) -> Command {
     if two_cores() {
@@ -349,11 +358,7 @@ pub async fn run(shape: Shape, postgres: Option<&str>) -> Result<()> {
         shape.streams,
         shape.seconds,
         shape.rounds,
-        if two_cores() {
-            "servers pinned to core 0, h2load to core 1"
-        } else {
-            "no pinning: fewer than two cores or no taskset"
-        }
+        pinning()
     );
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
     for _ in 0..shape.rounds {

@@ -126,6 +126,47 @@ impl Fixture {
     }
 
     /// Appends `n` live revoke-token events for made-up tokens, in bulk SQL.
+    /// `n` token rows of one new owner, with ids `01900000-0000-7000-8000-…`
+    /// (canonical UUIDs, as the issuer makes them); returns the ids.
+    pub async fn bulk_tokens(&self, n: u64) -> Result<Vec<String>> {
+        let now = chrono::Utc::now().timestamp();
+        let owner = uuid::Uuid::now_v7().to_string();
+        let exp = now + 86_400;
+        let columns = "id, owner_id, name, description, token_type, session_kind, enabled, \
+             all_permissions, grants, key_id, create_time, update_time, expire_time, version, \
+             issue_time, previous_secret_expire_time, generation, last_used_time, use_count, last_caller";
+        let sql = match self.store.backend() {
+            Backend::Sqlite => format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+                 INSERT INTO tokens ({columns}) \
+                 SELECT printf('01900000-0000-7000-8000-%012x', i), '{owner}', 'bulk-' || i, '', 'api', NULL, 1, 0, '[]', 'bench', \
+                 {now}, {now}, {exp}, 0, {now}, NULL, 1, NULL, 0, NULL FROM n"
+            ),
+            Backend::Postgres => format!(
+                "INSERT INTO tokens ({columns}) \
+                 SELECT '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0'), '{owner}', 'bulk-' || i, '', 'api', NULL, true, false, '[]', 'bench', \
+                 {now}, {now}, {exp}, 0, {now}, NULL, 1, NULL, 0, NULL FROM generate_series(1, {n}) AS i"
+            ),
+        };
+        self.store
+            .execute_unprepared(&sql)
+            .await
+            .context("bulk insert of tokens")?;
+        Ok((1..=n)
+            .map(|i| format!("01900000-0000-7000-8000-{i:012x}"))
+            .collect())
+    }
+
+    /// How many token rows show a use.
+    pub async fn used_tokens(&self) -> Result<u64> {
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        use tessera_store::entity::token;
+        Ok(token::Entity::find()
+            .filter(token::Column::UseCount.gt(0))
+            .count(self.store.connection())
+            .await?)
+    }
+
     pub async fn bulk_revocations(&self, n: u64) -> Result<()> {
         let now = chrono::Utc::now().timestamp();
         let prune = now + 86_400;

@@ -12,8 +12,8 @@
 //! Targets are driven in interleaved rounds; the table shows medians.
 
 use crate::external::{
-    Server, Shape, free_addr, grpc_body, h2load_command, h2load_grpc, helper, median, rate,
-    two_cores, verifier_with, wait_answering,
+    Server, Shape, free_addr, grpc_body, h2load_command, h2load_grpc, helper, median, pinning,
+    rate, verifier_with, wait_answering,
 };
 use crate::fixture::Fixture;
 use anyhow::{Result, ensure};
@@ -178,11 +178,7 @@ pub async fn run(shape: Shape, h1_clients: usize) -> Result<()> {
 
     println!(
         "\n## Gateways, driven by h2load in its own process ({}; {} s per run, {} interleaved rounds)",
-        if two_cores() {
-            "servers pinned to core 0, h2load to core 1"
-        } else {
-            "no pinning"
-        },
+        pinning(),
         shape.seconds,
         shape.rounds
     );

@@ -9,6 +9,7 @@ mod fixture;
 mod gateways;
 mod load;
 mod servers;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use std::time::Duration;
@@ -93,6 +94,23 @@ enum Figure {
         h1_clients: usize,
     },
     /// Serves one of the external figure's helper servers (used by it).
+    /// Last-used tracking: Verify rps with it on / off over the wire, and
+    /// one flush of many distinct tokens on SQLite and PostgreSQL.
+    Usage {
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 32)]
+        streams: usize,
+        /// Distinct tokens counted in the flushed interval.
+        #[arg(long, default_value_t = 1_000_000)]
+        tokens: u64,
+        #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
     #[command(hide = true)]
     Serve {
         #[command(subcommand)]
@@ -172,6 +190,23 @@ async fn main() -> anyhow::Result<()> {
                 streams,
             };
             gateways::run(shape, h1_clients).await
+        }
+        Figure::Usage {
+            seconds,
+            rounds,
+            clients,
+            streams,
+            tokens,
+            postgres,
+        } => {
+            let shape = external::Shape {
+                verifier: None,
+                seconds,
+                rounds,
+                clients,
+                streams,
+            };
+            usage::run(shape, postgres.as_deref(), tokens).await
         }
         Figure::Serve { server } => servers::serve(server).await,
         Figure::All(args) => {
