@@ -99,9 +99,90 @@ async fn revocation_sequence_numbers_are_dense_under_concurrent_appends(backend:
     );
 }
 
+/// Usage merges in any order: the later time wins with its caller (an
+/// unknown caller keeps the known one), counts add, a deleted token is
+/// skipped, and an oversized batch is refused whole.
+async fn usage_merges_in_any_order(backend: Backend) {
+    use tessera_store::usage::{CHUNK, TokenUse};
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    store.migrate().await.expect("migrate");
+    store
+        .create_user(
+            1_000,
+            NewUser {
+                id: "u1".into(),
+                username: "carol".into(),
+                password_hash: "x".into(),
+                admin: false,
+                enabled: true,
+                grants: vec![],
+            },
+            None,
+        )
+        .await
+        .expect("user");
+    let id = "01900000-0000-7000-8000-000000000001";
+    store
+        .create_token(
+            NewToken {
+                id: id.into(),
+                owner_id: "u1".into(),
+                name: "t".into(),
+                description: String::new(),
+                token_type: TokenType::Api,
+                session_kind: None,
+                enabled: true,
+                all_permissions: false,
+                grants: vec![],
+                key_id: "k".into(),
+                create_time: 1_000,
+                expire_time: 9_000,
+                generation: 1,
+            },
+            NewAudit::ok("carol", "token.create", "t"),
+        )
+        .await
+        .expect("token");
+    let used = |t: i64, count: u64, caller: Option<&str>| TokenUse {
+        token_id: id.into(),
+        last_used_time: t,
+        count,
+        caller: caller.map(str::to_owned),
+    };
+    let row = || async {
+        let row = store.token_by_id(id).await.expect("read").expect("row");
+        (row.last_used_time, row.use_count, row.last_caller)
+    };
+    assert_eq!(row().await, (None, 0, None));
+    let gone = TokenUse {
+        token_id: "01900000-0000-7000-8000-0000000000ff".into(),
+        ..used(1, 1, None)
+    };
+    let changed = store
+        .merge_usage(&[used(2_000, 2, Some("192.0.2.2")), gone])
+        .await
+        .expect("merge");
+    assert_eq!(changed, 1, "the unknown token is skipped");
+    store
+        .merge_usage(&[used(1_500, 3, Some("192.0.2.1"))])
+        .await
+        .expect("an older batch");
+    assert_eq!(row().await, (Some(2_000), 5, Some("192.0.2.2".into())));
+    store
+        .merge_usage(&[used(2_500, 1, None)])
+        .await
+        .expect("a later batch with no caller");
+    assert_eq!(row().await, (Some(2_500), 6, Some("192.0.2.2".into())));
+    let too_many = vec![used(3_000, 1, None); CHUNK + 1];
+    assert!(store.merge_usage(&too_many).await.is_err());
+    assert_eq!(row().await.1, 6);
+}
+
 on_both_backends!(
     migrations_are_idempotent_and_names_unique_in_the_database,
     revocation_sequence_numbers_are_dense_under_concurrent_appends,
+    usage_merges_in_any_order,
 );
 
 /// The SQLite files are owner-only, and after a clean stop the `.db` file
