@@ -84,7 +84,8 @@ impl Fixture {
 
     /// Records a user and one token row; returns the token's id (what the
     /// stateful comparator looks up).
-    pub async fn token_row(&self) -> Result<String> {
+    /// A user to own bench tokens.
+    async fn user(&self, username: &str) -> Result<String> {
         let now = chrono::Utc::now().timestamp();
         let user = self
             .store
@@ -92,7 +93,7 @@ impl Fixture {
                 now,
                 tessera_store::users::NewUser {
                     id: uuid::Uuid::now_v7().to_string(),
-                    username: "bench".into(),
+                    username: username.into(),
                     password_hash: "not-a-hash".into(),
                     admin: false,
                     enabled: true,
@@ -101,12 +102,18 @@ impl Fixture {
                 None,
             )
             .await?;
+        Ok(user.id)
+    }
+
+    pub async fn token_row(&self) -> Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let owner_id = self.user("bench").await?;
         let id = uuid::Uuid::now_v7().to_string();
         self.store
             .create_token(
                 tessera_store::tokens::NewToken {
                     id: id.clone(),
-                    owner_id: user.id,
+                    owner_id,
                     name: "bench".into(),
                     description: String::new(),
                     token_type: TokenType::Api,
@@ -130,7 +137,7 @@ impl Fixture {
     /// (canonical UUIDs, as the issuer makes them); returns the ids.
     pub async fn bulk_tokens(&self, n: u64) -> Result<Vec<String>> {
         let now = chrono::Utc::now().timestamp();
-        let owner = uuid::Uuid::now_v7().to_string();
+        let owner = self.user("bench-bulk").await?;
         let exp = now + 86_400;
         let columns = "id, owner_id, name, description, token_type, session_kind, enabled, \
              all_permissions, grants, key_id, create_time, update_time, expire_time, version, \

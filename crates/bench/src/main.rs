@@ -108,6 +108,9 @@ enum Figure {
         /// Distinct tokens counted in the flushed interval.
         #[arg(long, default_value_t = 1_000_000)]
         tokens: u64,
+        /// Only the flush figures, not the over-the-wire table.
+        #[arg(long)]
+        flush_only: bool,
         #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
         postgres: Option<String>,
     },
@@ -198,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
             streams,
             tokens,
             postgres,
+            flush_only,
         } => {
             let shape = external::Shape {
                 verifier: None,
@@ -206,7 +210,7 @@ async fn main() -> anyhow::Result<()> {
                 clients,
                 streams,
             };
-            usage::run(shape, postgres.as_deref(), tokens).await
+            usage::run(shape, postgres.as_deref(), tokens, !flush_only).await
         }
         Figure::Serve { server } => servers::serve(server).await,
         Figure::All(args) => {

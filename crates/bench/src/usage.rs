@@ -21,8 +21,10 @@ use tessera_verifier::usage::Usage;
 
 const PATH: &str = "/tessera.v1.VerifierService/Verify";
 
-pub async fn run(shape: Shape, postgres: Option<&str>, tokens: u64) -> Result<()> {
-    over_the_wire(shape).await?;
+pub async fn run(shape: Shape, postgres: Option<&str>, tokens: u64, wire: bool) -> Result<()> {
+    if wire {
+        over_the_wire(shape).await?;
+    }
     let sqlite = Fixture::sqlite().await?;
     flush(&sqlite, "SQLite", tokens).await?;
     sqlite.remove().await?;
@@ -90,13 +92,14 @@ async fn over_the_wire(shape: Shape) -> Result<()> {
         shape.rounds,
         pinning()
     );
+    // Each round starts at the next server, so no server always runs
+    // first (or right after another's load).
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
-    for _ in 0..shape.rounds {
-        for (server, out) in servers.iter().zip(&mut samples) {
-            out.push(rate(
-                h2load_grpc(server.addr, PATH, &body, shape),
-                shape.seconds,
-            )?);
+    for round in 0..shape.rounds {
+        for k in 0..servers.len() {
+            let i = (round + k) % servers.len();
+            let command = h2load_grpc(servers[i].addr, PATH, &body, shape);
+            samples[i].push(rate(command, shape.seconds)?);
         }
     }
     let rps: Vec<f64> = samples.into_iter().map(median).collect();
