@@ -166,6 +166,23 @@ pub(crate) async fn helper(args: &[&str], name: &'static str) -> Result<Server> 
     })
 }
 
+/// The bare tonic echo answering `reply` to `request`'s RPC, once it
+/// answers: the load generator's and stack's ceiling in every table.
+pub(crate) async fn echo(request: &VerifyRequest, reply: &v1::VerifyResponse) -> Result<Server> {
+    let reply_b64 = {
+        use base64::Engine;
+        use prost::Message;
+        base64::engine::general_purpose::STANDARD.encode(reply.encode_to_vec())
+    };
+    let echo = helper(
+        &["echo", "--reply", &reply_b64],
+        "bare tonic echo (same request, same reply)",
+    )
+    .await?;
+    wait_answering(echo.addr, request).await?;
+    Ok(echo)
+}
+
 /// One gRPC request as h2load sends it: the 5-byte length prefix, then the
 /// message.
 fn body_file(request: &VerifyRequest, dir: &Path) -> Result<PathBuf> {
@@ -320,17 +337,7 @@ pub async fn run(shape: Shape, postgres: Option<&str>) -> Result<()> {
     )
     .await?;
     wait_answering(cold.addr, &request).await?;
-    let reply_b64 = {
-        use base64::Engine;
-        use prost::Message;
-        base64::engine::general_purpose::STANDARD.encode(reply.encode_to_vec())
-    };
-    let echo = helper(
-        &["echo", "--reply", &reply_b64],
-        "bare tonic echo (same request, same reply)",
-    )
-    .await?;
-    wait_answering(echo.addr, &request).await?;
+    let echo = echo(&request, &reply).await?;
     let mut servers = vec![echo, cached, cold];
     let pg_fixture = match postgres {
         Some(url) => {

@@ -10,7 +10,7 @@
 //!    and what counting them cost per use.
 
 use crate::external::{
-    Shape, grpc_body, h2load_grpc, helper, median, pinning, rate, verifier_with, wait_answering,
+    Shape, echo, grpc_body, h2load_grpc, median, pinning, rate, verifier_with, wait_answering,
 };
 use crate::fixture::Fixture;
 use anyhow::{Result, ensure};
@@ -72,17 +72,7 @@ async fn over_the_wire(shape: Shape) -> Result<()> {
         reply.message
     );
     wait_answering(off.addr, &request).await?;
-    let reply_b64 = {
-        use base64::Engine;
-        use prost::Message;
-        base64::engine::general_purpose::STANDARD.encode(reply.encode_to_vec())
-    };
-    let echo = helper(
-        &["echo", "--reply", &reply_b64],
-        "bare tonic echo (same request, same reply)",
-    )
-    .await?;
-    wait_answering(echo.addr, &request).await?;
+    let echo = echo(&request, &reply).await?;
     let servers = [echo, off, on];
     println!(
         "\n## Last-used tracking over gRPC, h2load in its own process ({} clients x {} streams; {} s per run, {} interleaved rounds; {})",

@@ -100,12 +100,13 @@ impl Shared {
         Ok(answer)
     }
 
-    /// Records an OK answer's token as used by `caller`, for its last-used
-    /// time; anything but OK is not a use.
-    pub fn record_use(&self, answer: &v1::VerifyResponse, caller: Option<IpAddr>) {
+    /// Records an OK answer's token as used, for its last-used time;
+    /// anything but OK is not a use. `caller` is asked only for a use that
+    /// is recorded, so an answer with tracking off costs nothing more.
+    pub fn record_use(&self, answer: &v1::VerifyResponse, caller: impl FnOnce() -> Option<IpAddr>) {
         if answer.valid && self.usage.is_on() {
             self.usage
-                .record(&answer.token_id, self.clock.now().timestamp(), caller);
+                .record(&answer.token_id, self.clock.now().timestamp(), caller());
         }
     }
 
@@ -192,9 +193,7 @@ impl VerifierService for Verifier {
         } else {
             self.0.verify(body).await?
         };
-        if answer.valid {
-            self.0.record_use(&answer, self.0.caller_of(&request));
-        }
+        self.0.record_use(&answer, || self.0.caller_of(&request));
         Ok(Response::new(answer))
     }
 }

@@ -240,7 +240,7 @@ impl Gateway {
         }
         match self.shared.judge(&request).await {
             Ok(verdict) => {
-                self.shared.record_use(&verdict, ask.caller);
+                self.shared.record_use(&verdict, || ask.caller);
                 self.http(&verdict, query_token)
             }
             Err(e) => bad(e.to_string()),
