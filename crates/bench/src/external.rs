@@ -298,7 +298,7 @@ pub(crate) fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The whole table.
-pub async fn run(shape: Shape, postgres: Option<&str>) -> Result<()> {
+pub async fn run(shape: Shape, postgres: Option<&str>, compare: Option<&Path>) -> Result<()> {
     ensure!(
         std::process::Command::new("h2load")
             .arg("--version")
@@ -358,6 +358,18 @@ pub async fn run(shape: Shape, postgres: Option<&str>) -> Result<()> {
             None
         }
     };
+    let compared = servers.len();
+    if let Some(binary) = compare {
+        let other = verifier(
+            &fixture,
+            Some(binary),
+            0,
+            "the --compare build, signature cache off (cold EdDSA)",
+        )
+        .await?;
+        wait_answering(other.addr, &request).await?;
+        servers.push(other);
+    }
 
     println!(
         "\n## Verify over gRPC, driven by h2load in its own process ({} clients x {} streams; {} s per run, {} interleaved rounds; {})",
@@ -391,6 +403,25 @@ pub async fn run(shape: Shape, postgres: Option<&str>) -> Result<()> {
         jwt::check(&token, |_| Some(&key)).map_err(|r| anyhow::anyhow!(r.message))?;
     }
     let t_verify = started.elapsed().as_secs_f64() / f64::from(sample);
+    // What one signature costs in a full batch, for comparison: the cold
+    // server checks concurrent requests' signatures together.
+    let unchecked =
+        jwt::Unchecked::read(&token, |_| Some(&key)).map_err(|r| anyhow::anyhow!(r.message))?;
+    let batch: Vec<&jwt::Unchecked> = std::iter::repeat_n(&unchecked, 64).collect();
+    let rounds = 50;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        anyhow::ensure!(
+            jwt::verify_together(&batch),
+            "a batch of good signatures failed"
+        );
+    }
+    let t_batched = started.elapsed().as_secs_f64() / f64::from(rounds * 64);
+    println!(
+        "\nt_verify (one cold check alone, in-process): {:.1} us; one signature in a batch of 64: {:.1} us",
+        t_verify * 1e6,
+        t_batched * 1e6
+    );
     let (echo_rps, cached_rps, cold_rps) = (rps[0], rps[1], rps[2]);
     let predicted = 1.0 / (1.0 / echo_rps + t_verify);
     println!(
@@ -404,7 +435,14 @@ pub async fn run(shape: Shape, postgres: Option<&str>) -> Result<()> {
         predicted,
         cold_rps / predicted
     );
-    if let Some(stateful) = rps.get(3) {
+    if let Some(other) = rps.get(compared).filter(|_| compare.is_some()) {
+        println!(
+            "   the --compare build, cold: {other:.0} = {:.2} of the prediction; this build / it: {:.2}",
+            other / predicted,
+            cold_rps / other
+        );
+    }
+    if let Some(stateful) = rps.get(3).filter(|_| compared > 3) {
         println!(
             "4. Verify / stateful comparator: {:.1} (goal >= 3)",
             cached_rps / stateful

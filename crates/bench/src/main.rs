@@ -72,6 +72,10 @@ enum Figure {
         /// Another verifier binary to drive (an older build, to compare).
         #[arg(long)]
         verifier: Option<std::path::PathBuf>,
+        /// Another verifier binary whose cold row (signature cache off) is
+        /// driven in the same rounds, beside this build's.
+        #[arg(long)]
+        compare: Option<std::path::PathBuf>,
     },
     /// ext_authz Check against Verify, and forward auth against a bare HTTP
     /// server, driven by h2load in its own process (issue 12's figures).
@@ -166,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
             streams,
             postgres,
             verifier,
+            compare,
         } => {
             let verifier: Option<&'static std::path::Path> =
                 verifier.map(|p| &*Box::leak(p.into_boxed_path()));
@@ -176,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
                 clients,
                 streams,
             };
-            external::run(shape, postgres.as_deref()).await
+            external::run(shape, postgres.as_deref(), compare.as_deref()).await
         }
         Figure::Gateways {
             seconds,

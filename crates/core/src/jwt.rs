@@ -10,7 +10,9 @@
 //! Tokens are signed with jsonwebtoken; the signature is checked with
 //! ed25519-dalek directly — the very check jsonwebtoken's EdDSA verifier
 //! makes — against a key decompressed once when it is loaded, since
-//! jsonwebtoken would decompress it again on every call.
+//! jsonwebtoken would decompress it again on every call. A busy verifier
+//! checks the signatures of concurrent requests together
+//! ([`verify_together`]).
 
 use crate::keys::{ALGORITHM, Signer, VerifyingKey};
 use crate::{Claims, CoreError};
@@ -105,31 +107,94 @@ pub fn check<'k>(
     token: &str,
     key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
 ) -> Result<Claims, Rejected> {
-    let kid = key_id(token)?;
-    let Some(key) = key(&kid) else {
-        return Err(reject(
-            Rejection::UnknownKey,
-            "token is signed by an unknown key",
-        ));
-    };
-    // The signature over `header.payload`, with the key decompressed at
-    // load: what jsonwebtoken's EdDSA check does, without re-reading the
-    // key on every call. key_id has checked the shape and the algorithm.
-    let unreadable = || reject(Rejection::Malformed, "token claims are unreadable");
-    let (signed, signature) = token.rsplit_once('.').ok_or_else(unreadable)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| unreadable())?;
-    let signature = ed25519_dalek::Signature::from_slice(&signature).map_err(|_| unreadable())?;
-    key.key
-        .verify(signed.as_bytes(), &signature)
-        .map_err(|_| reject(Rejection::BadSignature, "token signature does not match"))?;
-    let payload = signed
-        .split_once('.')
-        .map(|(_, p)| p)
-        .ok_or_else(unreadable)?;
-    let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| unreadable())?;
-    serde_json::from_slice::<Claims>(&payload).map_err(|_| unreadable())
+    let unchecked = Unchecked::read(token, key)?;
+    unchecked.verify()?;
+    unchecked.claims()
+}
+
+fn unreadable() -> Rejected {
+    reject(Rejection::Malformed, "token claims are unreadable")
+}
+
+fn mismatch() -> Rejected {
+    reject(Rejection::BadSignature, "token signature does not match")
+}
+
+/// A token whose form, algorithm and key are known good and whose signature
+/// is still to be checked: alone ([`Unchecked::verify`]) or with others
+/// ([`verify_together`]). It owns what the check needs, so it can wait for
+/// a batch on another task.
+#[derive(Debug, Clone)]
+pub struct Unchecked {
+    /// `header.payload`, the bytes signed.
+    signed: String,
+    signature: ed25519_dalek::Signature,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+impl Unchecked {
+    /// Reads `token` and finds its key; `key` finds the public key for a
+    /// `kid`.
+    pub fn read<'k>(
+        token: &str,
+        key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+    ) -> Result<Self, Rejected> {
+        let kid = key_id(token)?;
+        let Some(key) = key(&kid) else {
+            return Err(reject(
+                Rejection::UnknownKey,
+                "token is signed by an unknown key",
+            ));
+        };
+        // key_id has checked the shape and the algorithm.
+        let (signed, signature) = token.rsplit_once('.').ok_or_else(unreadable)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| unreadable())?;
+        let signature =
+            ed25519_dalek::Signature::from_slice(&signature).map_err(|_| unreadable())?;
+        Ok(Self {
+            signed: signed.into(),
+            signature,
+            key: key.key,
+        })
+    }
+
+    /// The signature over `header.payload`, with the key decompressed at
+    /// load: what jsonwebtoken's EdDSA check does, without re-reading the
+    /// key on every call.
+    pub fn verify(&self) -> Result<(), Rejected> {
+        self.key
+            .verify(self.signed.as_bytes(), &self.signature)
+            .map_err(|_| mismatch())
+    }
+
+    /// The claims, to be read once the signature has checked.
+    pub fn claims(&self) -> Result<Claims, Rejected> {
+        let payload = self
+            .signed
+            .split_once('.')
+            .map(|(_, p)| p)
+            .ok_or_else(unreadable)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| unreadable())?;
+        serde_json::from_slice::<Claims>(&payload).map_err(|_| unreadable())
+    }
+}
+
+/// Whether every signature in `tokens` is good, checked in one batch
+/// equation, which costs about half as much per signature as checking
+/// them one by one. `false` says only that at least one is bad: check them
+/// alone to know which.
+///
+/// A batch and a single check differ only on signatures no one can make
+/// without the private key (ones with a small-order or non-canonical `R`,
+/// which the issuer never writes), so a token's answer is the same either
+/// way.
+pub fn verify_together(tokens: &[&Unchecked]) -> bool {
+    let messages: Vec<&[u8]> = tokens.iter().map(|t| t.signed.as_bytes()).collect();
+    let signatures: Vec<ed25519_dalek::Signature> = tokens.iter().map(|t| t.signature).collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> = tokens.iter().map(|t| t.key).collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! shutdown), `metrics` (what it counts), [`usage`] (last-used tracking, merged into
 //! the store in batches), [`error`].
 
+mod batch;
 mod cache;
 pub mod config;
 pub mod error;

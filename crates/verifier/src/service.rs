@@ -1,5 +1,6 @@
 //! `VerifierService`: answers "is this token good, and may it do this?".
 
+use crate::batch::Batcher;
 use crate::cache::SignatureCache;
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
@@ -25,6 +26,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub view: View,
     pub cache: SignatureCache,
+    /// Cold signature checks waiting to be checked together.
+    pub batcher: Batcher,
     /// The uses of tokens answered OK, waiting to be merged into the store.
     pub usage: Usage,
     pub store: OnceLock<Store>,
@@ -49,6 +52,7 @@ impl Shared {
         crate::metrics::register_usage(&mut registry, &usage.metrics);
         Self {
             cache,
+            batcher: Batcher::default(),
             usage,
             config,
             clock,
@@ -144,10 +148,11 @@ impl Shared {
                 });
             }
         };
-        let mut signature = verify::check_signature(&self.view, &self.cache, token);
+        let check = || verify::check_signature(&self.view, &self.cache, &self.batcher, token);
+        let mut signature = check().await;
         if matches!(signature, Signature::UnknownKey) {
             self.refresh_keys_for_unknown_kid().await;
-            signature = verify::check_signature(&self.view, &self.cache, token);
+            signature = check().await;
         }
         Ok(match signature {
             Signature::Good(claims) => verify::decide(&self.view, &claims, request, now, policy),

@@ -5,11 +5,12 @@
 //! `tessera-core` (issuer, time window, revocations), then the grant asked
 //! about. Once the signature has checked, every answer names the token.
 
+use crate::batch::Batcher;
 use crate::cache::SignatureCache;
 use crate::view::View;
 use std::sync::Arc;
 use tessera_core::authorization::{self, Garbled};
-use tessera_core::jwt::{self, Rejection};
+use tessera_core::jwt::{Rejection, Unchecked};
 use tessera_core::revocation::{Judge, Refusal};
 use tessera_core::{Claims, Grant, TokenType, grants};
 use tessera_proto::v1::{self, VerifyReason};
@@ -62,15 +63,25 @@ pub enum Signature {
     Refused(v1::VerifyResponse),
 }
 
-/// Checks form and signature, using and filling the cache.
-pub fn check_signature(view: &View, cache: &SignatureCache, token: &str) -> Signature {
+/// Checks form and signature, using and filling the cache; a signature
+/// not remembered waits to be checked with those of concurrent requests.
+pub async fn check_signature(
+    view: &View,
+    cache: &SignatureCache,
+    batcher: &Batcher,
+    token: &str,
+) -> Signature {
     // No cache, no key to compute: a cold check pays for the signature only.
     let cache_key = cache.is_on().then(|| SignatureCache::key(token));
     if let Some(claims) = cache_key.as_ref().and_then(|k| cache.get(k)) {
         return Signature::Good(claims);
     }
     let keys = view.keys();
-    match jwt::check(token, |kid| keys.get(kid)) {
+    let checked = match Unchecked::read(token, |kid| keys.get(kid)) {
+        Ok(unchecked) => batcher.check(unchecked).await,
+        Err(r) => Err(r),
+    };
+    match checked {
         Ok(claims) => {
             let claims = Arc::new(claims);
             if let Some(key) = cache_key {
