@@ -20,6 +20,7 @@ mod proxies;
 mod reflection;
 mod rest_fit;
 mod revocation_contract;
+mod revocation_feed;
 mod revocation_truth;
 mod rotation;
 mod sessions;

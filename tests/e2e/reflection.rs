@@ -75,6 +75,7 @@ async fn each_port_lists_its_own_services_in_both_versions() {
             "grpc.reflection.v1alpha.ServerReflection",
             "tessera.v1.AuditService",
             "tessera.v1.KeyService",
+            "tessera.v1.RevocationFeedService",
             "tessera.v1.SessionService",
             "tessera.v1.TokenService",
             "tessera.v1.UserService",

@@ -263,6 +263,44 @@ pub async fn propagation(trials: usize) -> Result<()> {
     fixture.remove().await
 }
 
+/// Issue 16's figure 1: DisableToken's OK to a verifier answering
+/// DISABLED, for a verifier polling the store (250 ms) and one following
+/// the issuer's revocation feed, each after random pauses.
+pub async fn feed_propagation(postgres: Option<&str>, trials: usize) -> Result<()> {
+    let fixture = match postgres {
+        Some(url) => Fixture::postgres(url).await?,
+        None => Fixture::sqlite().await?,
+    };
+    println!(
+        "\n## Propagation on {}: DisableToken OK at the issuer -> the verifier answers DISABLED ({trials} trials each)",
+        if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    let issuer = crate::servers::issuer(&fixture).await?;
+    let (polling, _) = servers::verifier_following(&fixture, 100_000, None).await?;
+    let (following, _) = servers::verifier_following(&fixture, 100_000, Some(issuer)).await?;
+    println!("| verifier | p50 | p99 | max |\n|---|---|---|---|");
+    for (name, verifier) in [
+        ("polling the store every 250 ms", polling),
+        ("following the feed", following),
+    ] {
+        let samples = crate::servers::propagation_trials(issuer, verifier, trials).await?;
+        let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        ms.sort_by(f64::total_cmp);
+        let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms |",
+            pct(0.5),
+            pct(0.99),
+            pct(1.0)
+        );
+    }
+    fixture.remove().await
+}
+
 /// Figure 5: start-up to SERVING with many live revocation events.
 pub async fn startup(postgres: Option<&str>, events: u64) -> Result<()> {
     println!("\n## Start-up to SERVING with {events} live revocation events");
@@ -303,4 +341,113 @@ pub async fn startup(postgres: Option<&str>, events: u64) -> Result<()> {
         None => println!("PostgreSQL skipped: pass --postgres or set TESSERA_TEST_POSTGRES_URL"),
     }
     Ok(())
+}
+
+/// Issue 16's figure 2: the store's reads of the revocation log per second
+/// while `followers` follow one issuer's feed, against as many pollers of
+/// the store (each a verifier's poll: the log after its last event every
+/// 250 ms). Counted by PostgreSQL itself (`pg_stat_user_tables` scans of
+/// `revocation_events`), with one event committed a second throughout.
+pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+    use tessera_proto::v1::revocation_feed_service_client::RevocationFeedServiceClient;
+    use tessera_store::revocation::{EventKind, NewRevocation};
+    let fixture = Fixture::postgres(postgres).await?;
+    let schema = fixture.schema.clone().unwrap_or_default();
+    let issuer = crate::servers::issuer(&fixture).await?;
+    let store = fixture.store.clone();
+    let scans = async || -> Result<i64> {
+        let sql = format!(
+            "SELECT (COALESCE(seq_scan, 0) + COALESCE(idx_scan, 0))::bigint FROM pg_stat_user_tables \
+             WHERE schemaname = '{schema}' AND relname = 'revocation_events'"
+        );
+        // Statistics reach the view when a backend reports them.
+        let row = store
+            .connection()
+            .query_one_raw(Statement::from_string(
+                store.connection().get_database_backend(),
+                sql,
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no statistics for revocation_events"))?;
+        Ok(row.try_get_by_index::<i64>(0)?)
+    };
+    // One event a second, written as the issuer writes them.
+    let writer = {
+        let store = fixture.store.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = chrono::Utc::now().timestamp();
+                let id = uuid::Uuid::now_v7().to_string();
+                let _ = store
+                    .append_revocation(
+                        now,
+                        NewRevocation::token(EventKind::DisableToken, &id, &id, now + 3600),
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let measure = async |what: &str| -> Result<f64> {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        store
+            .execute_unprepared("SELECT pg_stat_clear_snapshot()")
+            .await?;
+        let before = scans().await?;
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        store
+            .execute_unprepared("SELECT pg_stat_clear_snapshot()")
+            .await?;
+        let after = scans().await?;
+        let rate = (after - before) as f64 / seconds as f64;
+        println!("| {what} | {rate:.1} |");
+        Ok(rate)
+    };
+    println!(
+        "\n## Store reads of the revocation log per second, PostgreSQL, one event committed a second ({seconds} s each)\n| sync | reads/s |\n|---|---|"
+    );
+    let idle = measure("nothing following (the issuer's own feed reader)").await?;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{issuer}"))?
+        .connect()
+        .await?;
+    let mut streams = Vec::new();
+    for count in [1, followers] {
+        while streams.len() < count {
+            let mut stream = RevocationFeedServiceClient::new(channel.clone())
+                .watch_revocations(tessera_proto::v1::WatchRevocationsRequest { after_seq: 0 })
+                .await?
+                .into_inner();
+            streams.push(tokio::spawn(async move {
+                while let Ok(Some(_)) = stream.message().await {}
+            }));
+        }
+        measure(&format!("{count} following the feed")).await?;
+    }
+    for stream in &streams {
+        stream.abort();
+    }
+    let pollers: Vec<_> = (0..followers)
+        .map(|_| {
+            let store = fixture.store.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                loop {
+                    if let Ok(events) = store.events_after(last, None, 50_000).await
+                        && let Some(e) = events.last()
+                    {
+                        last = e.seq;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        })
+        .collect();
+    let polled = measure(&format!("{followers} polling the store every 250 ms")).await?;
+    for poller in pollers {
+        poller.abort();
+    }
+    writer.abort();
+    println!("(the feed reader alone: {idle:.1} reads/s; {followers} pollers: {polled:.1})");
+    fixture.remove().await
 }

@@ -40,6 +40,25 @@ enum Figure {
         #[arg(long, default_value_t = 100)]
         trials: usize,
     },
+    /// Revocation propagation through the issuer's feed against polling
+    /// (issue 16's figure 1).
+    Feed {
+        #[arg(long, default_value_t = 100)]
+        trials: usize,
+        /// PostgreSQL URL; SQLite without one.
+        #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
+    /// Store reads of the revocation log per second: feed followers against
+    /// pollers (issue 16's figure 2; PostgreSQL).
+    FeedLoad {
+        #[arg(long, default_value_t = 200)]
+        followers: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
+        postgres: String,
+    },
     /// Start-up to SERVING with many revocation events (figure 5).
     Startup {
         /// PostgreSQL URL; SQLite is measured too.
@@ -162,6 +181,14 @@ async fn main() -> anyhow::Result<()> {
         Figure::Grpc(args) => figures::grpc(args.load()).await,
         Figure::Inprocess { entries } => figures::inprocess(entries).await,
         Figure::Propagation { trials } => figures::propagation(trials).await,
+        Figure::FeedLoad {
+            followers,
+            seconds,
+            postgres,
+        } => figures::feed_load(&postgres, followers, seconds).await,
+        Figure::Feed { trials, postgres } => {
+            figures::feed_propagation(postgres.as_deref(), trials).await
+        }
         Figure::Startup { postgres, events } => figures::startup(postgres.as_deref(), events).await,
         Figure::External {
             seconds,

@@ -20,10 +20,23 @@ use tonic_health::pb::health_client::HealthClient;
 /// Starts a verifier on `fixture`'s database; returns its address once
 /// it is SERVING, and how long that took from bind.
 pub async fn verifier(fixture: &Fixture, cache_size: usize) -> Result<(SocketAddr, Duration)> {
+    verifier_following(fixture, cache_size, None).await
+}
+
+/// Like [`verifier`], following the revocation feed of the issuer at
+/// `feed` when given (and polling the store otherwise).
+pub async fn verifier_following(
+    fixture: &Fixture,
+    cache_size: usize,
+    feed: Option<SocketAddr>,
+) -> Result<(SocketAddr, Duration)> {
     let mut config = VerifierConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
     config.shutdown_delay = std::time::Duration::ZERO;
     config.db_schema = fixture.schema.clone();
     config.signature_cache_size = cache_size;
+    if let Some(issuer) = feed {
+        config.revocation_feed = format!("http://{issuer}");
+    }
     let started = Instant::now();
     let server = VerifierServer::bind(config, Arc::new(SystemClock)).await?;
     let addr = server.local_addr()?;
@@ -125,7 +138,8 @@ pub async fn propagation_trials(
     let mut check = VerifierServiceClient::new(verifier_channel);
     let created = tokens
         .create_token(admin(v1::CreateTokenRequest {
-            name: "propagation".into(),
+            // Unique, so several verifiers can be measured on one issuer.
+            name: format!("propagation {}", uuid::Uuid::now_v7().simple()),
             ..Default::default()
         })?)
         .await?

@@ -48,6 +48,18 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
+/// Like [`parse`], and also milliseconds (`250ms`), for short intervals.
+pub fn parse_ms(text: &str) -> Result<Duration, String> {
+    match text.trim().strip_suffix("ms") {
+        Some(ms) => ms
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{text:?} is not a duration")),
+        None => parse(text),
+    }
+}
+
 /// A Unix time as people read it in messages and audit details:
 /// RFC 3339 in UTC to the second (`2027-01-05T10:00:00Z`), never raw seconds.
 pub fn instant(unix_secs: i64) -> String {

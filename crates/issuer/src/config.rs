@@ -164,6 +164,22 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_SHUTDOWN_DELAY", default_value = "5s", value_parser = duration)]
     pub shutdown_delay: Duration,
 
+    /// The secret verifiers present (`authorization: Bearer <secret>`) to
+    /// follow the revocation feed. Without one, only loopback callers may
+    /// follow it.
+    #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
+    pub feed_secret: Option<String>,
+
+    /// How often the revocation feed reads the log for events other issuer
+    /// replicas committed (this process's own commits wake it at once).
+    #[arg(long, env = "TESSERA_FEED_POLL_INTERVAL", default_value = "100ms", value_parser = tessera_core::duration::parse_ms)]
+    pub feed_poll_interval: Duration,
+
+    /// How often a follower with nothing new hears the feed's latest
+    /// sequence number, so it knows it is fresh.
+    #[arg(long, env = "TESSERA_FEED_HEARTBEAT", default_value = "1s", value_parser = tessera_core::duration::parse_ms)]
+    pub feed_heartbeat: Duration,
+
     /// The server certificate chain (PEM): with `--tls-key`, serve TLS.
     #[arg(long, env = "TESSERA_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -228,6 +244,9 @@ impl IssuerConfig {
             trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
             shutdown_delay: Duration::from_secs(5),
+            feed_secret: None,
+            feed_poll_interval: Duration::from_millis(100),
+            feed_heartbeat: Duration::from_secs(1),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

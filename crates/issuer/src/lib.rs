@@ -19,6 +19,7 @@ mod catalog;
 pub mod config;
 mod convert;
 pub mod error;
+mod feed;
 mod hashing;
 mod issue;
 mod judge;

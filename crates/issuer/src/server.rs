@@ -1,6 +1,7 @@
 //! Binding, serving, health and shutdown.
 
 use crate::error::IssuerError;
+use crate::feed::{Feed, Followers};
 use crate::screen::ScreenLayer;
 use crate::service::{audit::Audit, keys::Keys, session::Sessions, tokens::Tokens, users::Users};
 use crate::state::Shared;
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::Clock;
+use tessera_proto::v1::revocation_feed_service_server::RevocationFeedServiceServer;
 use tessera_proto::v1::{
     audit_service_server::AuditServiceServer, key_service_server::KeyServiceServer,
     session_service_server::SessionServiceServer, token_service_server::TokenServiceServer,
@@ -36,6 +38,7 @@ const SERVICES: &[&str] = &[
     <UserServiceServer<Users> as NamedService>::NAME,
     <KeyServiceServer<Keys> as NamedService>::NAME,
     <AuditServiceServer<Audit> as NamedService>::NAME,
+    <RevocationFeedServiceServer<Followers> as NamedService>::NAME,
 ];
 
 /// A bound, not yet serving, issuer.
@@ -97,6 +100,8 @@ impl Issuer {
         let mut tasks = Background::default();
         tasks.add(&background);
         tasks.add(&upkeep);
+        let feed = Arc::new(Feed::new(config.feed_poll_interval, config.feed_heartbeat));
+        tasks.add(&tokio::spawn(feed.clone().read(shared.clone())));
 
         // On the signal: stop the health loop (it would report SERVING
         // again), report NOT_SERVING, then let the server drain.
@@ -104,8 +109,10 @@ impl Issuer {
         let health_abort = background.abort_handle();
         let draining = drain.clone();
         let delay = config.shutdown_delay;
+        let closing = feed.clone();
         let stop_serving = async move {
             shutdown.await;
+            closing.close();
             health_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
             // Still serving, so probes on new connections see NOT_SERVING
@@ -155,6 +162,10 @@ impl Issuer {
             .add_service(UserServiceServer::new(Users(shared.clone())))
             .add_service(KeyServiceServer::new(Keys(shared.clone())))
             .add_service(AuditServiceServer::new(Audit(shared.clone())))
+            .add_service(RevocationFeedServiceServer::new(Followers(
+                shared.clone(),
+                feed,
+            )))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a reply's small HTTP/2 frames wait on
                 // the client's delayed ACK: ~40 ms on every call.

@@ -36,6 +36,9 @@ impl Backend {
 pub struct Store {
     pub(crate) db: DatabaseConnection,
     backend: Backend,
+    /// Raised after every commit of this process that appended revocation
+    /// events, so a feed wakes at once instead of at its next poll.
+    appended: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// How to open a store. Its `Debug` form redacts the URL's password.
@@ -82,6 +85,17 @@ impl ConnectConfig {
 }
 
 impl Store {
+    /// Changes each time this process commits revocation events (through
+    /// any clone of this store); other processes' commits are not seen.
+    pub fn appended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+
+    /// Marks a commit that appended revocation events.
+    pub(crate) fn mark_appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Opens the database at `url` with default settings.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::connect_with(ConnectConfig::new(url)).await
@@ -152,7 +166,11 @@ impl Store {
         if backend == Backend::Sqlite {
             owner_only(&config.url);
         }
-        Ok(Self { db, backend })
+        Ok(Self {
+            db,
+            backend,
+            appended: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
     }
 
     /// On SQLite, moves everything in the write-ahead log into the database

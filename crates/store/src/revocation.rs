@@ -205,6 +205,50 @@ type Row = (
     i64,
 );
 
+/// One event in its stored form, as a feed passes it on: decoded by the
+/// follower with [`EventRow::decode`], the same rule the store's own
+/// readers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub seq: i64,
+    pub kind: String,
+    pub token_id: Option<String>,
+    pub user_id: Option<String>,
+    pub issued_before: Option<i64>,
+    pub detail: String,
+    pub prune_after: i64,
+}
+
+impl EventRow {
+    /// The event the revocation set applies.
+    pub fn decode(&self) -> Result<Event, StoreError> {
+        decode_row(&(
+            self.seq,
+            self.kind.clone(),
+            self.token_id.clone(),
+            self.user_id.clone(),
+            self.issued_before,
+            self.detail.clone(),
+            self.prune_after,
+        ))
+    }
+}
+
+impl From<Row> for EventRow {
+    fn from(row: Row) -> Self {
+        let (seq, kind, token_id, user_id, issued_before, detail, prune_after) = row;
+        Self {
+            seq,
+            kind,
+            token_id,
+            user_id,
+            issued_before,
+            detail,
+            prune_after,
+        }
+    }
+}
+
 /// A query for the columns of [`Row`], in its order.
 fn follower_rows() -> sea_orm::Select<revocation_event::Entity> {
     use revocation_event::Column as C;
@@ -340,6 +384,29 @@ impl Store {
         live_at: Option<i64>,
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
+        let rows = self.rows_between(after, up_to, live_at, limit).await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    /// Like [`Store::events_between`], in the stored form a feed sends.
+    pub async fn event_rows_between(
+        &self,
+        after: i64,
+        up_to: i64,
+        live_at: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = self.rows_between(after, up_to, live_at, limit).await?;
+        Ok(rows.into_iter().map(EventRow::from).collect())
+    }
+
+    async fn rows_between(
+        &self,
+        after: i64,
+        up_to: i64,
+        live_at: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<Row>, StoreError> {
         use revocation_event::Column as C;
         let mut query = follower_rows()
             .filter(C::Seq.gt(after))
@@ -347,13 +414,12 @@ impl Store {
         if let Some(now) = live_at {
             query = query.filter(C::PruneAfter.gt(now));
         }
-        let rows: Vec<Row> = query
+        Ok(query
             .order_by_asc(C::Seq)
             .limit(limit)
             .into_tuple()
             .all(&self.db)
-            .await?;
-        rows.iter().map(decode_row).collect()
+            .await?)
     }
 
     /// Every event that can touch the tokens `token_ids` of the owners
@@ -403,6 +469,7 @@ impl Store {
         let txn = self.begin_write().await?;
         let seq = append(&txn, now, event).await?;
         txn.commit().await?;
+        self.mark_appended();
         Ok(seq)
     }
 }

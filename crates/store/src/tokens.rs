@@ -188,6 +188,7 @@ impl Store {
         }
         audit::insert(&txn, new.create_time, audit).await?;
         txn.commit().await?;
+        self.mark_appended();
         Ok(model)
     }
 
@@ -281,6 +282,7 @@ impl Store {
         }
         audit::insert(&txn, now, change.audit).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        self.mark_appended();
         Ok((row, out))
     }
 
@@ -301,6 +303,7 @@ impl Store {
         revocation::append(&txn, now, revocation).await?;
         audit::insert(&txn, now, audit).await?;
         txn.commit().await?;
+        self.mark_appended();
         Ok(())
     }
 }

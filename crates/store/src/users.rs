@@ -175,6 +175,7 @@ impl Store {
         }
         audit::insert(&txn, now, change.audit).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        self.mark_appended();
         Ok((row, out))
     }
 
@@ -204,6 +205,7 @@ impl Store {
         }
         audit::insert(&txn, now, deletion.audit).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        self.mark_appended();
         Ok(row)
     }
 }

@@ -12,6 +12,9 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// The verifier's default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
 
+/// The feed followed by default: the issuer's default address.
+pub const DEFAULT_FEED: &str = "http://127.0.0.1:50051";
+
 /// The database the issuer uses by default (the verifier reads it).
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera-data/tessera.db?mode=rwc";
 
@@ -92,6 +95,17 @@ pub struct VerifierConfig {
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// The issuer (`http://host:port`) whose revocation feed is followed
+    /// instead of polling the store; `off` polls only. While the feed
+    /// cannot be reached, the store is polled every `--sync-interval`.
+    #[arg(long, env = "TESSERA_REVOCATION_FEED", default_value = DEFAULT_FEED)]
+    pub revocation_feed: String,
+
+    /// The secret the issuer's `--feed-secret` names, sent to follow its
+    /// feed.
+    #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
+    pub feed_secret: Option<String>,
+
     /// Largest request accepted, in bytes; larger ones are refused by the transport.
     #[arg(long, env = "TESSERA_VERIFIER_MAX_MESSAGE_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -167,14 +181,7 @@ fn duration_or_off(text: &str) -> Result<Duration, String> {
 
 /// Like [`duration`], but also reads milliseconds (`250ms`).
 fn duration_ms(text: &str) -> Result<Duration, String> {
-    match text.trim().strip_suffix("ms") {
-        Some(ms) => ms
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{text:?} is not a duration")),
-        None => duration(text),
-    }
+    tessera_core::duration::parse_ms(text)
 }
 
 /// Shows no secret: the database URL's password is redacted.
@@ -190,7 +197,13 @@ impl std::fmt::Debug for VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// The defaults, listening on `listen` and reading `database_url`.
+    /// The feed to follow, unless it is `off`.
+    pub fn feed(&self) -> Option<&str> {
+        let feed = self.revocation_feed.trim();
+        (!feed.is_empty() && !feed.eq_ignore_ascii_case("off")).then_some(feed)
+    }
+
+    /// The defaults (the feed off: embedders and tests name theirs), listening on `listen` and reading `database_url`.
     pub fn new(listen: SocketAddr, database_url: impl Into<String>) -> Self {
         Self {
             listen,
@@ -207,6 +220,8 @@ impl VerifierConfig {
             usage_flush_interval: Duration::from_secs(60),
             usage_max_tokens: 1_000_000,
             trusted_proxies: Vec::new(),
+            revocation_feed: "off".into(),
+            feed_secret: None,
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrent_requests: 4096,

@@ -17,6 +17,7 @@ mod batch;
 mod cache;
 pub mod config;
 pub mod error;
+mod feed;
 pub mod gateway;
 mod metrics;
 mod server;

@@ -43,6 +43,10 @@ pub struct VerifierMetrics {
     pub staleness_seconds: Gauge<f64, AtomicU64>,
     /// 1 while the view is older than the staleness limit.
     pub stale: Gauge,
+    /// 1 while the revocation feed feeds the view, 0 while the store is polled.
+    pub feed_following: Gauge,
+    /// Times a gap in the feed made the view start over from its last event.
+    pub feed_resyncs: Counter,
 }
 
 impl VerifierMetrics {
@@ -58,6 +62,8 @@ impl VerifierMetrics {
             last_seq: Gauge::default(),
             staleness_seconds: Gauge::default(),
             stale: Gauge::default(),
+            feed_following: Gauge::default(),
+            feed_resyncs: Counter::default(),
         };
         registry.register(
             "verify_answers",
@@ -101,6 +107,16 @@ impl VerifierMetrics {
             "revocation_view_stale",
             "1 while the view is past the staleness limit and every token is refused",
             metrics.stale.clone(),
+        );
+        registry.register(
+            "revocation_feed_following",
+            "1 while the issuer's revocation feed feeds the view, 0 while the store is polled",
+            metrics.feed_following.clone(),
+        );
+        registry.register(
+            "revocation_feed_resyncs",
+            "Times a gap in the revocation feed made the view start over from its last event",
+            metrics.feed_resyncs.clone(),
         );
         registry.register(
             "signature_cache_hits",

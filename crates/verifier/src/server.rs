@@ -2,6 +2,7 @@
 
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
+use crate::feed::{Follower, Step};
 use crate::gateway::rules::Rules;
 use crate::gateway::{Gateway, ext_authz, forward_auth};
 use crate::service::{Shared, Verifier};
@@ -324,20 +325,51 @@ async fn keep_in_sync(shared: Arc<Shared>) {
     let mut failing = false;
     let mut keys_refreshed = Instant::now();
     let mut pruned = Instant::now();
+    let mut feed = config.feed().map(|url| {
+        Follower::new(
+            url,
+            config.feed_secret.clone(),
+            shared.metrics.feed_resyncs.clone(),
+        )
+    });
     loop {
         let now_ms = shared.clock.now().timestamp_millis();
+        // Polling waits a sync interval after each poll; a stream waits for
+        // its next message instead (at most a sync interval, so the upkeep
+        // below still runs).
+        let mut polled = true;
         let result = if view.is_loaded() {
-            view.follow(store, now_ms).await.map(|_| ())
+            let step = match feed.as_mut() {
+                Some(feed) => {
+                    let now = || shared.clock.now().timestamp_millis();
+                    feed.step(view, config.sync_interval, now).await
+                }
+                None => Step::Poll,
+            };
+            match step {
+                Step::Poll => view.follow(store, now_ms).await.map(|_| ()),
+                Step::Resync => {
+                    polled = false;
+                    view.follow(store, now_ms).await.map(|_| ())
+                }
+                Step::Applied(_) | Step::Quiet => {
+                    polled = false;
+                    Ok(())
+                }
+            }
         } else {
             let started = Instant::now();
-            view.load(store, now_ms).await.inspect(|()| {
+            let loaded = view.load(store, now_ms).await.inspect(|()| {
                 tracing::info!(
                     entries = view.revocation_entries(),
                     last_seq = view.last_seq(),
                     took = ?started.elapsed(),
                     "revocation view loaded"
                 );
-            })
+            });
+            // Loaded: open the feed now rather than after a sync interval.
+            polled = !(loaded.is_ok() && feed.is_some());
+            loaded
         };
         match (&result, failing) {
             (Err(e), false) => tracing::warn!(error = %e, "revocation sync failed; retrying"),
@@ -361,7 +393,12 @@ async fn keep_in_sync(shared: Arc<Shared>) {
             .set(i64::try_from(view.revocation_entries()).unwrap_or(i64::MAX));
         metrics.last_seq.set(view.last_seq());
         metrics.pool.set(store.pool_use());
-        tokio::time::sleep(config.sync_interval).await;
+        metrics
+            .feed_following
+            .set(i64::from(feed.as_ref().is_some_and(Follower::is_following)));
+        if polled {
+            tokio::time::sleep(config.sync_interval).await;
+        }
     }
 }
 

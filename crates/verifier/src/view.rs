@@ -120,8 +120,20 @@ impl View {
         self.with_revocations(RevocationSet::last_seq)
     }
 
-    fn mark_synced(&self, now_ms: i64) {
+    /// Records that the view was known current at `now_ms`.
+    pub(crate) fn mark_synced(&self, now_ms: i64) {
         self.last_sync_ms.store(now_ms, Ordering::Release);
+    }
+
+    /// Applies events a feed sent, in order, and records the view current.
+    pub(crate) fn apply(&self, events: &[Event], now_ms: i64) {
+        if !events.is_empty() {
+            let mut set = self.revocations.write().unwrap_or_else(|e| e.into_inner());
+            for event in events {
+                set.apply(event);
+            }
+        }
+        self.mark_synced(now_ms);
     }
 
     /// Reloads the published public keys.

@@ -1,0 +1,403 @@
+//! `RevocationFeedService`: the revocation log pushed to verifiers.
+//!
+//! One reader per process follows the log for every follower: this
+//! process's own commits wake it at once, and it polls every
+//! `--feed-poll-interval` for what other replicas committed. It keeps the
+//! newest events in a window in memory; each follower's stream is served
+//! from that window, or from the store while the follower asks for events
+//! older than the window (a new follower, or one that was away). So the
+//! store's load from revocation sync does not grow with the followers.
+//!
+//! A follower's stream is a bounded channel: one that does not take a
+//! message within [`SLOW_FOLLOWER`] is cut off, and reconnects from its
+//! position, so a slow follower costs the server one channel's worth of
+//! messages, never a growing queue.
+
+use crate::state::Shared;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tessera_proto::v1::{self, revocation_feed_service_server::RevocationFeedService};
+use tessera_store::Store;
+use tessera_store::revocation::EventRow;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+/// Events kept in memory for followers that are nearly current.
+const WINDOW: usize = 100_000;
+
+/// Events per message (and per store read) while a follower catches up.
+const PAGE: u64 = 5_000;
+
+/// Messages queued for one follower before it is waited on.
+const QUEUE: usize = 4;
+
+/// A follower that takes no message for this long is cut off.
+const SLOW_FOLLOWER: Duration = Duration::from_secs(10);
+
+/// What the reader last saw.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    /// The sequence number every event up to which is in the window or
+    /// was read before it.
+    seq: i64,
+    /// When the log was last read successfully; heartbeats stop when it
+    /// gets old, so followers fail closed when the issuer cannot read.
+    read_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    /// Events with sequence numbers in `(base, head]`, oldest first.
+    events: VecDeque<v1::RevocationEvent>,
+    base: i64,
+}
+
+impl Window {
+    /// Up to `PAGE` events after `after`, and the position they take a
+    /// follower to; `None` when `after` is older than the window.
+    fn after(&self, after: i64, head: i64) -> Option<(Vec<v1::RevocationEvent>, i64)> {
+        if after < self.base {
+            return None;
+        }
+        let from = self.events.partition_point(|e| e.seq <= after);
+        let events: Vec<_> = self
+            .events
+            .range(from..)
+            .take(PAGE as usize)
+            .cloned()
+            .collect();
+        // The window may already hold events the head does not name yet.
+        let last = match events.last() {
+            Some(e) if from + events.len() < self.events.len() => e.seq,
+            Some(e) => e.seq.max(head),
+            None => head,
+        };
+        Some((events, last))
+    }
+}
+
+/// The feed shared by the reader and every follower's stream.
+#[derive(Debug)]
+pub struct Feed {
+    window: RwLock<Window>,
+    head: watch::Sender<Option<Head>>,
+    heartbeat: Duration,
+    poll: Duration,
+    /// Set when the server stops: every stream ends, so the drain does not
+    /// wait for followers that never hang up.
+    closing: watch::Sender<bool>,
+}
+
+impl Feed {
+    /// Ends every follower's stream (they reconnect elsewhere).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A feed that has not read the log yet.
+    pub fn new(poll: Duration, heartbeat: Duration) -> Self {
+        Self {
+            window: RwLock::default(),
+            head: watch::Sender::new(None),
+            heartbeat,
+            poll,
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    /// Follows the log once `shared` has a store; never returns.
+    pub async fn read(self: Arc<Self>, shared: Arc<Shared>) {
+        let store = loop {
+            if let Ok(store) = shared.store() {
+                break store.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let mut appended = store.appended();
+        let mut failing = false;
+        let mut head: Option<i64> = None;
+        loop {
+            match self.read_once(&store, head).await {
+                Ok(seq) => {
+                    if failing {
+                        tracing::info!("revocation feed reads the log again");
+                    }
+                    failing = false;
+                    head = Some(seq);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "revocation feed cannot read the log; followers will go stale");
+                    }
+                    failing = true;
+                }
+            }
+            tokio::select! {
+                _ = appended.changed() => {}
+                () = tokio::time::sleep(self.poll) => {}
+            }
+        }
+    }
+
+    /// Reads what was committed after `head` (from the log's end at first)
+    /// into the window; returns the new head.
+    async fn read_once(
+        &self,
+        store: &Store,
+        head: Option<i64>,
+    ) -> Result<i64, tessera_store::StoreError> {
+        let Some(mut seq) = head else {
+            let seq = store.last_revocation_seq().await?;
+            self.window.write().unwrap_or_else(|e| e.into_inner()).base = seq;
+            self.publish(seq);
+            return Ok(seq);
+        };
+        loop {
+            let rows = store.event_rows_between(seq, i64::MAX, None, PAGE).await?;
+            let full = rows.len() as u64 == PAGE;
+            if let Some(last) = rows.last() {
+                seq = last.seq;
+                let mut window = self.window.write().unwrap_or_else(|e| e.into_inner());
+                window.events.extend(rows.into_iter().map(to_wire));
+                while window.events.len() > WINDOW {
+                    if let Some(gone) = window.events.pop_front() {
+                        window.base = gone.seq;
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        self.publish(seq);
+        Ok(seq)
+    }
+
+    fn publish(&self, seq: i64) {
+        self.head.send_replace(Some(Head {
+            seq,
+            read_at: Instant::now(),
+        }));
+    }
+
+    /// Whether the reader has read the log recently enough to vouch for it.
+    fn fresh(&self, head: &Head) -> bool {
+        head.read_at.elapsed() <= self.poll * 4 + self.heartbeat
+    }
+
+    /// Sends `follower` every event after `after`, then new ones, with
+    /// heartbeats, until it goes away or falls too far behind.
+    async fn serve(
+        self: Arc<Self>,
+        shared: Arc<Shared>,
+        store: Store,
+        mut after: i64,
+        follower: mpsc::Sender<Result<v1::WatchRevocationsResponse, Status>>,
+    ) {
+        let mut heads = self.head.subscribe();
+        let mut closing = self.closing.subscribe();
+        let mut last_sent = Instant::now();
+        loop {
+            if *closing.borrow_and_update() {
+                let _ = follower.try_send(Err(Status::unavailable(
+                    "the issuer is stopping; follow another replica",
+                )));
+                return;
+            }
+            let Some(head) = *heads.borrow_and_update() else {
+                if heads.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            };
+            let found = self
+                .window
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .after(after, head.seq);
+            let message = match found {
+                // Older than the window: from the store, a page at a time,
+                // up to where the window starts.
+                None => {
+                    let base = self.window.read().unwrap_or_else(|e| e.into_inner()).base;
+                    let now = shared.clock.now().timestamp();
+                    match store.event_rows_between(after, base, Some(now), PAGE).await {
+                        Ok(rows) => {
+                            let last = match rows.last() {
+                                Some(row) if rows.len() as u64 == PAGE => row.seq,
+                                _ => base,
+                            };
+                            Some(message(
+                                after,
+                                rows.into_iter().map(to_wire).collect(),
+                                last,
+                            ))
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "revocation feed could not read the log for a follower");
+                            let _ = follower
+                                .send(Err(Status::unavailable(
+                                    "the issuer cannot read the revocation log",
+                                )))
+                                .await;
+                            return;
+                        }
+                    }
+                }
+                Some((events, last)) if !events.is_empty() => Some(message(after, events, last)),
+                // Nothing new. A follower ahead of this reader (fed by a
+                // fresher replica) waits for it to catch up.
+                Some(_) if after > head.seq => None,
+                Some(_) if last_sent.elapsed() >= self.heartbeat && self.fresh(&head) => {
+                    Some(message(after, Vec::new(), head.seq))
+                }
+                Some(_) => None,
+            };
+            match message {
+                Some(message) => {
+                    after = message.last_seq;
+                    match follower.send_timeout(Ok(message), SLOW_FOLLOWER).await {
+                        Ok(()) => last_sent = Instant::now(),
+                        Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                            tracing::info!("a revocation follower fell behind and was cut off");
+                            return;
+                        }
+                        Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
+                    }
+                }
+                None => {
+                    let due = last_sent + self.heartbeat;
+                    tokio::select! {
+                        changed = heads.changed() => if changed.is_err() { return },
+                        () = tokio::time::sleep_until(due) => {}
+                        () = follower.closed() => return,
+                        _ = closing.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn message(
+    after: i64,
+    events: Vec<v1::RevocationEvent>,
+    last: i64,
+) -> v1::WatchRevocationsResponse {
+    v1::WatchRevocationsResponse {
+        after_seq: after,
+        events,
+        last_seq: last,
+    }
+}
+
+/// An event in its wire form.
+pub fn to_wire(row: EventRow) -> v1::RevocationEvent {
+    v1::RevocationEvent {
+        seq: row.seq,
+        kind: row.kind,
+        token_id: row.token_id.unwrap_or_default(),
+        user_id: row.user_id.unwrap_or_default(),
+        issued_before: row.issued_before,
+        detail: row.detail,
+        prune_after: row.prune_after,
+    }
+}
+
+/// Whether a caller may follow: it holds the secret, or, with no secret
+/// configured, it calls from this machine.
+fn admitted<T>(request: &Request<T>, secret: Option<&str>) -> bool {
+    match secret {
+        Some(secret) => request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| same(given.trim().as_bytes(), secret.as_bytes())),
+        None => request.remote_addr().is_some_and(|a| loopback(a.ip())),
+    }
+}
+
+fn loopback(ip: IpAddr) -> bool {
+    ip.is_loopback()
+        || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+}
+
+/// Compares without stopping at the first difference.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The gRPC face of [`Feed`].
+pub struct Followers(pub Arc<Shared>, pub Arc<Feed>);
+
+type Messages = Pin<Box<dyn Stream<Item = Result<v1::WatchRevocationsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RevocationFeedService for Followers {
+    type WatchRevocationsStream = Messages;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<v1::WatchRevocationsRequest>,
+    ) -> Result<Response<Messages>, Status> {
+        if !admitted(&request, self.0.config.feed_secret.as_deref()) {
+            return Err(Status::unauthenticated(
+                "following the revocation feed needs the feed secret \
+                 (authorization: Bearer <secret>; --feed-secret on both sides)",
+            ));
+        }
+        let after = request.get_ref().after_seq;
+        if after < 0 {
+            return Err(Status::invalid_argument("after_seq must not be negative"));
+        }
+        let store = self.0.store().map_err(Status::from)?.clone();
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(self.1.clone().serve(self.0.clone(), store, after, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: i64) -> v1::RevocationEvent {
+        v1::RevocationEvent {
+            seq,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_window_answers_from_its_base_on() {
+        let window = Window {
+            events: [3, 5, 9].into_iter().map(event).collect(),
+            base: 2,
+        };
+        assert!(window.after(1, 9).is_none(), "older than the window");
+        let seqs = |(events, last): (Vec<v1::RevocationEvent>, i64)| {
+            (events.iter().map(|e| e.seq).collect::<Vec<_>>(), last)
+        };
+        assert_eq!(window.after(2, 9).map(seqs), Some((vec![3, 5, 9], 9)));
+        assert_eq!(window.after(4, 9).map(seqs), Some((vec![5, 9], 9)));
+        assert_eq!(window.after(9, 9).map(seqs), Some((vec![], 9)));
+        // Events pruned before they were read leave the head past the last one.
+        assert_eq!(window.after(9, 12).map(seqs), Some((vec![], 12)));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same(b"abc", b"abc"));
+        assert!(!same(b"abc", b"abd"));
+        assert!(!same(b"abc", b"abcd"));
+        assert!(loopback("::ffff:127.0.0.1".parse().expect("ip")));
+        assert!(!loopback("10.0.0.1".parse().expect("ip")));
+    }
+}
