@@ -228,6 +228,16 @@ async fn followers_present_the_feed_secret(backend: Backend) {
         0,
         "refused, so it polls"
     );
+    assert_eq!(
+        with.shared.metrics.feed_loads.get(),
+        1,
+        "its view came from the feed"
+    );
+    assert_eq!(
+        without.shared.metrics.feed_loads.get(),
+        0,
+        "its view came from the store"
+    );
     issuer.stop().await;
 }
 
@@ -322,7 +332,38 @@ async fn a_cut_feed_falls_back_to_polling_and_back(backend: Backend) {
     issuer.stop().await;
 }
 
+/// A verifier serving the feed relays it: a verifier following the relay
+/// (and polling only every 30 s) sees the issuer's changes within seconds.
+async fn a_verifier_relays_the_feed_to_others(backend: Backend) {
+    let issuer = Harness::start(backend).await;
+    let (token, secret) = create(&issuer, "relayed").await;
+    let mut relay = following(&issuer, Duration::from_millis(100));
+    relay.serve_feed = true;
+    let relay = VerifierHarness::spawn(relay, issuer.clock.clone()).await;
+    relay.wait_for_health(ServingStatus::Serving).await;
+    let mut downstream = verifier_config(issuer.db());
+    downstream.revocation_feed = format!("http://{}", relay.addr);
+    downstream.sync_interval = Duration::from_secs(30);
+    let downstream = VerifierHarness::spawn(downstream, issuer.clock.clone()).await;
+    downstream.wait_for_health(ServingStatus::Serving).await;
+    wait_until("following the relay", || {
+        downstream.shared.metrics.feed_following.get() == 1
+    })
+    .await;
+    assert_eq!(downstream.reason(&secret).await, VerifyReason::Ok);
+    disable(&issuer, &token.id).await;
+    let took = downstream
+        .wait_for_reason(&secret, VerifyReason::Disabled)
+        .await;
+    assert!(
+        took < Duration::from_secs(5),
+        "relayed: {took:?} with a 30 s poll"
+    );
+    issuer.stop().await;
+}
+
 on_both_backends!(
+    a_verifier_relays_the_feed_to_others,
     the_feed_sends_every_event_in_order,
     followers_present_the_feed_secret,
     a_cut_feed_falls_back_to_polling_and_back,
@@ -361,17 +402,20 @@ impl RevocationFeedService for Gappy {
             .collect();
         let last = self.events.last().map_or(after, |e| e.seq);
         let messages = if first {
-            // Event 1, then a message claiming to continue from 2.
+            // Event 1 (the follower is caught up, as far as it knows), then
+            // a message claiming to continue from 2.
             vec![
                 Ok(v1::WatchRevocationsResponse {
                     after_seq: after,
                     events: later[..1].to_vec(),
                     last_seq: later[0].seq,
+                    caught_up: true,
                 }),
                 Ok(v1::WatchRevocationsResponse {
                     after_seq: later[0].seq + 1,
                     events: later[2..].to_vec(),
                     last_seq: last,
+                    caught_up: true,
                 }),
             ]
         } else {
@@ -379,6 +423,7 @@ impl RevocationFeedService for Gappy {
                 after_seq: after,
                 events: later,
                 last_seq: last,
+                caught_up: true,
             })]
         };
         let stream = tokio_stream::iter(messages).chain(tokio_stream::pending());

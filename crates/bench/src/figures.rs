@@ -451,3 +451,42 @@ pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result
     println!("(the feed reader alone: {idle:.1} reads/s; {followers} pollers: {polled:.1})");
     fixture.remove().await
 }
+
+/// Issue 16's figure 3: a new verifier's bind to SERVING with `events`
+/// live revocation events, its view loaded from the store against loaded
+/// over the issuer's feed (served from the store through the issuer, a
+/// page of 5,000 events per message).
+pub async fn feed_startup(postgres: &str, events: u64, rounds: usize) -> Result<()> {
+    let fixture = Fixture::postgres(postgres).await?;
+    fixture.bulk_revocations(events).await?;
+    let issuer = crate::servers::issuer(&fixture).await?;
+    println!(
+        "\n## A new verifier's bind to SERVING with {events} live revocation events, PostgreSQL ({rounds} rounds, alternating)\n| view loaded | median | runs |\n|---|---|---|"
+    );
+    let (mut store, mut feed) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        store.push(
+            servers::verifier_following(&fixture, 100_000, None)
+                .await?
+                .1,
+        );
+        feed.push(
+            servers::verifier_following(&fixture, 100_000, Some(issuer))
+                .await?
+                .1,
+        );
+    }
+    for (name, mut runs) in [("from the store", store), ("over the feed", feed)] {
+        runs.sort();
+        let shown: Vec<String> = runs
+            .iter()
+            .map(|d| format!("{:.2} s", d.as_secs_f64()))
+            .collect();
+        println!(
+            "| {name} | {:.2} s | {} |",
+            runs[runs.len() / 2].as_secs_f64(),
+            shown.join(", ")
+        );
+    }
+    fixture.remove().await
+}

@@ -59,6 +59,16 @@ enum Figure {
         #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
         postgres: String,
     },
+    /// A new verifier's start-up from the store against over the feed
+    /// (issue 16's figure 3; PostgreSQL).
+    FeedStartup {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, env = "TESSERA_TEST_POSTGRES_URL")]
+        postgres: String,
+    },
     /// Start-up to SERVING with many revocation events (figure 5).
     Startup {
         /// PostgreSQL URL; SQLite is measured too.
@@ -186,6 +196,11 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             postgres,
         } => figures::feed_load(&postgres, followers, seconds).await,
+        Figure::FeedStartup {
+            events,
+            rounds,
+            postgres,
+        } => figures::feed_startup(&postgres, events, rounds).await,
         Figure::Feed { trials, postgres } => {
             figures::feed_propagation(postgres.as_deref(), trials).await
         }

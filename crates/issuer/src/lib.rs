@@ -19,7 +19,6 @@ mod catalog;
 pub mod config;
 mod convert;
 pub mod error;
-mod feed;
 mod hashing;
 mod issue;
 mod judge;

@@ -1,7 +1,6 @@
 //! Binding, serving, health and shutdown.
 
 use crate::error::IssuerError;
-use crate::feed::{Feed, Followers};
 use crate::screen::ScreenLayer;
 use crate::service::{audit::Audit, keys::Keys, session::Sessions, tokens::Tokens, users::Users};
 use crate::state::Shared;
@@ -11,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::Clock;
+use tessera_feed::{Feed, FeedService};
 use tessera_proto::v1::revocation_feed_service_server::RevocationFeedServiceServer;
 use tessera_proto::v1::{
     audit_service_server::AuditServiceServer, key_service_server::KeyServiceServer,
@@ -38,7 +38,7 @@ const SERVICES: &[&str] = &[
     <UserServiceServer<Users> as NamedService>::NAME,
     <KeyServiceServer<Keys> as NamedService>::NAME,
     <AuditServiceServer<Audit> as NamedService>::NAME,
-    <RevocationFeedServiceServer<Followers> as NamedService>::NAME,
+    <RevocationFeedServiceServer<FeedService> as NamedService>::NAME,
 ];
 
 /// A bound, not yet serving, issuer.
@@ -100,8 +100,13 @@ impl Issuer {
         let mut tasks = Background::default();
         tasks.add(&background);
         tasks.add(&upkeep);
-        let feed = Arc::new(Feed::new(config.feed_poll_interval, config.feed_heartbeat));
-        tasks.add(&tokio::spawn(feed.clone().read(shared.clone())));
+        let feed = Arc::new(Feed::new(
+            config.feed_poll_interval,
+            config.feed_heartbeat,
+            config.feed_secret.clone(),
+            shared.clock.clone(),
+        ));
+        tasks.add(&tokio::spawn(read_feed(feed.clone(), shared.clone())));
 
         // On the signal: stop the health loop (it would report SERVING
         // again), report NOT_SERVING, then let the server drain.
@@ -162,10 +167,7 @@ impl Issuer {
             .add_service(UserServiceServer::new(Users(shared.clone())))
             .add_service(KeyServiceServer::new(Keys(shared.clone())))
             .add_service(AuditServiceServer::new(Audit(shared.clone())))
-            .add_service(RevocationFeedServiceServer::new(Followers(
-                shared.clone(),
-                feed,
-            )))
+            .add_service(feed.service())
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a reply's small HTTP/2 frames wait on
                 // the client's delayed ACK: ~40 ms on every call.
@@ -248,4 +250,15 @@ fn tls_config(config: &IssuerConfig) -> Result<Option<ServerTlsConfig>, IssuerEr
     }
     .server_config()
     .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))
+}
+
+/// Follows the log for the revocation feed once the store is open.
+async fn read_feed(feed: Arc<Feed>, shared: Arc<Shared>) {
+    let store = loop {
+        if let Ok(store) = shared.store() {
+            break store.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    feed.read(store).await;
 }

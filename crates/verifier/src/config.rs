@@ -106,6 +106,13 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
     pub feed_secret: Option<String>,
 
+    /// Also serve the revocation feed (`WatchRevocations`) to other
+    /// verifiers, read from this verifier's store every 100 ms: a regional
+    /// tier that many verifiers follow while only it reads the store. Its
+    /// followers present `--feed-secret` (without one: loopback only).
+    #[arg(long, env = "TESSERA_SERVE_FEED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub serve_feed: bool,
+
     /// Largest request accepted, in bytes; larger ones are refused by the transport.
     #[arg(long, env = "TESSERA_VERIFIER_MAX_MESSAGE_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -222,6 +229,7 @@ impl VerifierConfig {
             trusted_proxies: Vec::new(),
             revocation_feed: "off".into(),
             feed_secret: None,
+            serve_feed: false,
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrent_requests: 4096,

@@ -11,6 +11,7 @@
 
 use crate::view::View;
 use std::time::Duration;
+use tessera_core::revocation::RevocationSet;
 use tessera_proto::v1::{self, revocation_feed_service_client::RevocationFeedServiceClient};
 use tessera_store::revocation::EventRow;
 use tokio::time::Instant;
@@ -132,6 +133,47 @@ impl Follower {
     fn drop_stream(&mut self, retry_in: Duration) {
         self.stream = None;
         self.retry_at = Instant::now() + retry_in;
+    }
+
+    /// Builds the first view from the feed instead of the store: every
+    /// live event from the start, into a set built aside and swapped in once
+    /// the feed says it is caught up. The stream stays open to follow.
+    pub async fn load(&mut self, view: &View, now_ms: impl Fn() -> i64) -> Result<usize, String> {
+        let loaded = self.load_once(view, now_ms).await;
+        if loaded.is_err() {
+            self.drop_stream(FIRST_RETRY);
+        }
+        loaded
+    }
+
+    async fn load_once(&mut self, view: &View, now_ms: impl Fn() -> i64) -> Result<usize, String> {
+        self.open(0).await?;
+        let mut set = RevocationSet::new();
+        let mut applied = 0;
+        loop {
+            let stream = self.stream.as_mut().ok_or("the stream closed")?;
+            let message = match tokio::time::timeout(SILENCE, stream.message()).await {
+                Ok(Ok(Some(message))) => message,
+                Ok(Ok(None)) => Err("the feed ended while loading")?,
+                Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message()))?,
+                Err(_) => Err("the feed went silent while loading")?,
+            };
+            if message.after_seq != self.position {
+                self.resyncs.inc();
+                Err("the feed skipped events while loading")?;
+            }
+            set.reserve(message.events.len());
+            for event in &message.events {
+                set.apply(&from_wire(event).decode().map_err(|e| e.to_string())?);
+            }
+            applied += message.events.len();
+            self.position = message.last_seq;
+            self.heard = Instant::now();
+            if message.caught_up {
+                view.install(set, now_ms());
+                return Ok(applied);
+            }
+        }
     }
 
     /// Waits at most `wait` for the next message and applies it; opens the

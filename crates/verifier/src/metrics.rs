@@ -47,6 +47,8 @@ pub struct VerifierMetrics {
     pub feed_following: Gauge,
     /// Times a gap in the feed made the view start over from its last event.
     pub feed_resyncs: Counter,
+    /// Full loads of the view taken from the feed rather than the store.
+    pub feed_loads: Counter,
 }
 
 impl VerifierMetrics {
@@ -64,6 +66,7 @@ impl VerifierMetrics {
             stale: Gauge::default(),
             feed_following: Gauge::default(),
             feed_resyncs: Counter::default(),
+            feed_loads: Counter::default(),
         };
         registry.register(
             "verify_answers",
@@ -117,6 +120,11 @@ impl VerifierMetrics {
             "revocation_feed_resyncs",
             "Times a gap in the revocation feed made the view start over from its last event",
             metrics.feed_resyncs.clone(),
+        );
+        registry.register(
+            "revocation_feed_loads",
+            "Full loads of the revocation view taken from the feed rather than the store",
+            metrics.feed_loads.clone(),
         );
         registry.register(
             "signature_cache_hits",

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::Clock;
+use tessera_feed::Feed;
 use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
 use tessera_serve::shed::ShedLayer;
 use tessera_serve::shutdown::{Background, Drain};
@@ -114,6 +115,18 @@ impl VerifierServer {
         if shared.usage.is_on() {
             tasks.add(&tokio::spawn(flush_usage(shared.clone())));
         }
+        // A relay: the feed read from this verifier's own store.
+        let feed = config.serve_feed.then(|| {
+            Arc::new(Feed::new(
+                RELAY_POLL,
+                RELAY_HEARTBEAT,
+                config.feed_secret.clone(),
+                shared.clock.clone(),
+            ))
+        });
+        if let Some(feed) = &feed {
+            tasks.add(&tokio::spawn(read_feed(feed.clone(), shared.clone())));
+        }
 
         // On the signal: stop the health task (it would report SERVING
         // again), report NOT_SERVING while still serving for the shutdown
@@ -122,8 +135,12 @@ impl VerifierServer {
         let health_abort = health.abort_handle();
         let draining = drain.clone();
         let delay = config.shutdown_delay;
+        let closing = feed.clone();
         let stop_serving = async move {
             shutdown.await;
+            if let Some(feed) = closing {
+                feed.close();
+            }
             health_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
             if !delay.is_zero() {
@@ -186,6 +203,7 @@ impl VerifierServer {
             .add_service(reflection_alpha)
             .add_service(verifier)
             .add_service(ext_authz::service(gateway, config.max_message_bytes))
+            .add_optional_service(feed.as_ref().map(Feed::service))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 stop_serving,
@@ -206,6 +224,23 @@ impl VerifierServer {
         }
         result
     }
+}
+
+/// How often a relaying verifier reads the log for its followers.
+const RELAY_POLL: Duration = Duration::from_millis(100);
+
+/// How often a relaying verifier's followers hear from it when nothing changes.
+const RELAY_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Follows the log for the relayed feed once the store is open.
+async fn read_feed(feed: Arc<Feed>, shared: Arc<Shared>) {
+    let store = loop {
+        if let Some(store) = shared.store.get() {
+            break store.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    feed.read(store).await;
 }
 
 /// How long a stopping verifier waits to write its last token uses.
@@ -359,7 +394,35 @@ async fn keep_in_sync(shared: Arc<Shared>) {
             }
         } else {
             let started = Instant::now();
-            let loaded = view.load(store, now_ms).await.inspect(|()| {
+            // From the feed when there is one, so verifiers starting
+            // together do not all read the whole log from the store; from
+            // the store when the feed cannot give it.
+            let from_feed = match feed.as_mut() {
+                Some(feed) => match view.refresh_keys(store, now_ms.div_euclid(1000)).await {
+                    Ok(_) => {
+                        let now = || shared.clock.now().timestamp_millis();
+                        match feed.load(view, now).await {
+                            Ok(events) => {
+                                shared.metrics.feed_loads.inc();
+                                tracing::info!(events, took = ?started.elapsed(), "revocation view loaded from the feed");
+                                true
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot load the revocation view from the feed; loading it from the store");
+                                false
+                            }
+                        }
+                    }
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            let loaded = if from_feed {
+                Ok(())
+            } else {
+                view.load(store, now_ms).await
+            };
+            let loaded = loaded.inspect(|()| {
                 tracing::info!(
                     entries = view.revocation_entries(),
                     last_seq = view.last_seq(),

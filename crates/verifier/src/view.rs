@@ -125,6 +125,13 @@ impl View {
         self.last_sync_ms.store(now_ms, Ordering::Release);
     }
 
+    /// Installs a set built aside (from a feed) as the first full load.
+    pub(crate) fn install(&self, set: RevocationSet, now_ms: i64) {
+        *self.revocations.write().unwrap_or_else(|e| e.into_inner()) = set;
+        self.mark_synced(now_ms);
+        self.loaded.store(true, Ordering::Release);
+    }
+
     /// Applies events a feed sent, in order, and records the view current.
     pub(crate) fn apply(&self, events: &[Event], now_ms: i64) {
         if !events.is_empty() {

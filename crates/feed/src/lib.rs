@@ -1,8 +1,9 @@
-//! `RevocationFeedService`: the revocation log pushed to verifiers.
+//! `RevocationFeedService`: the revocation log pushed to verifiers, served
+//! by issuers and by verifiers relaying it to others (`--serve-feed`).
 //!
 //! One reader per process follows the log for every follower: this
 //! process's own commits wake it at once, and it polls every
-//! `--feed-poll-interval` for what other replicas committed. It keeps the
+//! `--feed-poll-interval` for what other processes committed. It keeps the
 //! newest events in a window in memory; each follower's stream is served
 //! from that window, or from the store while the follower asks for events
 //! older than the window (a new follower, or one that was away). So the
@@ -13,13 +14,16 @@
 //! position, so a slow follower costs the server one channel's worth of
 //! messages, never a growing queue.
 
-use crate::state::Shared;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
-use tessera_proto::v1::{self, revocation_feed_service_server::RevocationFeedService};
+use tessera_core::Clock;
+use tessera_proto::v1::revocation_feed_service_server::{
+    RevocationFeedService, RevocationFeedServiceServer,
+};
+use tessera_proto::v1::{self};
 use tessera_store::Store;
 use tessera_store::revocation::EventRow;
 use tokio::sync::{mpsc, watch};
@@ -83,42 +87,65 @@ impl Window {
 }
 
 /// The feed shared by the reader and every follower's stream.
-#[derive(Debug)]
 pub struct Feed {
     window: RwLock<Window>,
     head: watch::Sender<Option<Head>>,
     heartbeat: Duration,
     poll: Duration,
+    /// What followers must present; `None`: loopback callers only.
+    secret: Option<String>,
+    clock: Arc<dyn Clock>,
+    /// The store read, once [`Feed::read`] has it.
+    store: OnceLock<Store>,
     /// Set when the server stops: every stream ends, so the drain does not
     /// wait for followers that never hang up.
     closing: watch::Sender<bool>,
 }
 
-impl Feed {
-    /// Ends every follower's stream (they reconnect elsewhere).
-    pub fn close(&self) {
-        self.closing.send_replace(true);
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feed")
+            .field("poll", &self.poll)
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
     }
+}
 
-    /// A feed that has not read the log yet.
-    pub fn new(poll: Duration, heartbeat: Duration) -> Self {
+impl Feed {
+    /// A feed that has not read the log yet: it reads every `poll`, sends
+    /// heartbeats every `heartbeat`, and admits followers holding `secret`
+    /// (or, without one, loopback callers).
+    pub fn new(
+        poll: Duration,
+        heartbeat: Duration,
+        secret: Option<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             window: RwLock::default(),
             head: watch::Sender::new(None),
             heartbeat,
             poll,
+            secret,
+            clock,
+            store: OnceLock::new(),
             closing: watch::Sender::new(false),
         }
     }
 
-    /// Follows the log once `shared` has a store; never returns.
-    pub async fn read(self: Arc<Self>, shared: Arc<Shared>) {
-        let store = loop {
-            if let Ok(store) = shared.store() {
-                break store.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+    /// The gRPC service serving this feed.
+    pub fn service(self: &Arc<Self>) -> RevocationFeedServiceServer<FeedService> {
+        RevocationFeedServiceServer::new(FeedService(self.clone()))
+    }
+
+    /// Ends every follower's stream (they reconnect elsewhere).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Follows the log in `store`; never returns.
+    pub async fn read(self: Arc<Self>, store: Store) {
+        let store = self.store.get_or_init(|| store).clone();
         let mut appended = store.appended();
         let mut failing = false;
         let mut head: Option<i64> = None;
@@ -195,8 +222,6 @@ impl Feed {
     /// heartbeats, until it goes away or falls too far behind.
     async fn serve(
         self: Arc<Self>,
-        shared: Arc<Shared>,
-        store: Store,
         mut after: i64,
         follower: mpsc::Sender<Result<v1::WatchRevocationsResponse, Status>>,
     ) {
@@ -226,7 +251,11 @@ impl Feed {
                 // up to where the window starts.
                 None => {
                     let base = self.window.read().unwrap_or_else(|e| e.into_inner()).base;
-                    let now = shared.clock.now().timestamp();
+                    let now = self.clock.now().timestamp();
+                    // Set before the first head is published.
+                    let Some(store) = self.store.get() else {
+                        return;
+                    };
                     match store.event_rows_between(after, base, Some(now), PAGE).await {
                         Ok(rows) => {
                             let last = match rows.last() {
@@ -260,7 +289,8 @@ impl Feed {
                 Some(_) => None,
             };
             match message {
-                Some(message) => {
+                Some(mut message) => {
+                    message.caught_up = message.last_seq >= head.seq;
                     after = message.last_seq;
                     match follower.send_timeout(Ok(message), SLOW_FOLLOWER).await {
                         Ok(()) => last_sent = Instant::now(),
@@ -294,6 +324,7 @@ fn message(
         after_seq: after,
         events,
         last_seq: last,
+        caught_up: false,
     }
 }
 
@@ -335,19 +366,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The gRPC face of [`Feed`].
-pub struct Followers(pub Arc<Shared>, pub Arc<Feed>);
+pub struct FeedService(Arc<Feed>);
 
 type Messages = Pin<Box<dyn Stream<Item = Result<v1::WatchRevocationsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl RevocationFeedService for Followers {
+impl RevocationFeedService for FeedService {
     type WatchRevocationsStream = Messages;
 
     async fn watch_revocations(
         &self,
         request: Request<v1::WatchRevocationsRequest>,
     ) -> Result<Response<Messages>, Status> {
-        if !admitted(&request, self.0.config.feed_secret.as_deref()) {
+        let feed = &self.0;
+        if !admitted(&request, feed.secret.as_deref()) {
             return Err(Status::unauthenticated(
                 "following the revocation feed needs the feed secret \
                  (authorization: Bearer <secret>; --feed-secret on both sides)",
@@ -357,9 +389,10 @@ impl RevocationFeedService for Followers {
         if after < 0 {
             return Err(Status::invalid_argument("after_seq must not be negative"));
         }
-        let store = self.0.store().map_err(Status::from)?.clone();
+        // The stream waits for the reader's first read (it opens the
+        // store), so a follower may connect before the store is open.
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(self.1.clone().serve(self.0.clone(), store, after, tx));
+        tokio::spawn(feed.clone().serve(after, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
