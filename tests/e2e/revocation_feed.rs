@@ -362,7 +362,77 @@ async fn a_verifier_relays_the_feed_to_others(backend: Backend) {
     issuer.stop().await;
 }
 
+/// A follower that stops reading is cut off once its queue has stayed full
+/// for `--feed-slow-follower`; coming back from where it was, it gets the
+/// rest with nothing skipped.
+async fn a_follower_that_falls_behind_is_cut_off_and_resumes(backend: Backend) {
+    let db = crate::support::TestDb::new(backend).await;
+    let mut config = issuer_config(&db);
+    config.feed_slow_follower = Duration::from_millis(300);
+    config.feed_heartbeat = Duration::from_millis(20);
+    let issuer = Harness::start_with(db, config).await;
+    let store = issuer.db().store().await;
+    let now = issuer.clock.now().timestamp();
+    // Far more than the HTTP/2 stream window (2 MiB) and the queue hold
+    // unread: 60,000 events of about 120 bytes, written in one statement.
+    let events = 60_000;
+    let prune = now + 86_400;
+    let columns = "seq, kind, token_id, user_id, issued_before, detail, create_time, prune_after";
+    let insert = match store.backend() {
+        tessera_store::Backend::Sqlite => format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {events}), \
+             ids(i, id) AS (SELECT i, printf('01900000-0000-7000-8000-%012x', i) FROM n) \
+             INSERT INTO revocation_events ({columns}) \
+             SELECT i, 'disable_token', id, id, NULL, 'null', {now}, {prune} FROM ids"
+        ),
+        tessera_store::Backend::Postgres => format!(
+            "INSERT INTO revocation_events ({columns}) \
+             SELECT i, 'disable_token', id, id, NULL, 'null', {now}, {prune} FROM \
+             (SELECT i, '01900000-0000-7000-8000-' || lpad(to_hex(i), 12, '0') AS id \
+              FROM generate_series(1, {events}) AS i) AS ids"
+        ),
+    };
+    store
+        .execute_unprepared(&insert)
+        .await
+        .expect("bulk insert");
+    store
+        .execute_unprepared(&format!(
+            "UPDATE sequences SET value = {events} WHERE name = 'revocation'"
+        ))
+        .await
+        .expect("sequence");
+    let head = store.last_revocation_seq().await.expect("head");
+    let mut stream = watch(&issuer, 0).await.expect("watch");
+    // Not reading: messages wait on flow control, heartbeats fill the
+    // queue, and the issuer gives up on this follower.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (mut position, mut seqs, mut ended) = (0, Vec::new(), false);
+    while !ended && position < head {
+        match tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a message or the end within 10 s")
+        {
+            Ok(Some(message)) => {
+                assert_eq!(message.after_seq, position);
+                seqs.extend(message.events.iter().map(|e| e.seq));
+                position = message.last_seq;
+            }
+            Ok(None) | Err(_) => ended = true,
+        }
+    }
+    assert!(
+        ended && position < head,
+        "cut off at {position} of {head}, not served to the end"
+    );
+    let mut again = watch(&issuer, position).await.expect("watch again");
+    seqs.extend(read_to(&mut again, position, head).await);
+    assert_eq!(seqs, stored(&store, 0).await, "every event once, in order");
+    issuer.stop().await;
+}
+
 on_both_backends!(
+    a_follower_that_falls_behind_is_cut_off_and_resumes,
     a_verifier_relays_the_feed_to_others,
     the_feed_sends_every_event_in_order,
     followers_present_the_feed_secret,

@@ -10,7 +10,7 @@
 //! store's load from revocation sync does not grow with the followers.
 //!
 //! A follower's stream is a bounded channel: one that does not take a
-//! message within [`SLOW_FOLLOWER`] is cut off, and reconnects from its
+//! message within `slow_follower` (10 s by default) is cut off, and reconnects from its
 //! position, so a slow follower costs the server one channel's worth of
 //! messages, never a growing queue.
 
@@ -41,8 +41,18 @@ const PAGE: u64 = 5_000;
 /// Messages queued for one follower before it is waited on.
 const QUEUE: usize = 4;
 
-/// A follower that takes no message for this long is cut off.
-const SLOW_FOLLOWER: Duration = Duration::from_secs(10);
+/// How a feed reads and serves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often the log is read for what other processes committed.
+    pub poll: Duration,
+    /// How often a follower with nothing new hears the latest position.
+    pub heartbeat: Duration,
+    /// A follower that takes no message for this long is cut off.
+    pub slow_follower: Duration,
+    /// What followers must present; `None`: loopback callers only.
+    pub secret: Option<String>,
+}
 
 /// What the reader last saw.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +102,7 @@ pub struct Feed {
     head: watch::Sender<Option<Head>>,
     heartbeat: Duration,
     poll: Duration,
+    slow_follower: Duration,
     /// What followers must present; `None`: loopback callers only.
     secret: Option<String>,
     clock: Arc<dyn Clock>,
@@ -112,21 +123,15 @@ impl std::fmt::Debug for Feed {
 }
 
 impl Feed {
-    /// A feed that has not read the log yet: it reads every `poll`, sends
-    /// heartbeats every `heartbeat`, and admits followers holding `secret`
-    /// (or, without one, loopback callers).
-    pub fn new(
-        poll: Duration,
-        heartbeat: Duration,
-        secret: Option<String>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    /// A feed that has not read the log yet.
+    pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> Self {
         Self {
             window: RwLock::default(),
             head: watch::Sender::new(None),
-            heartbeat,
-            poll,
-            secret,
+            heartbeat: settings.heartbeat,
+            poll: settings.poll,
+            slow_follower: settings.slow_follower,
+            secret: settings.secret,
             clock,
             store: OnceLock::new(),
             closing: watch::Sender::new(false),
@@ -292,7 +297,7 @@ impl Feed {
                 Some(mut message) => {
                     message.caught_up = message.last_seq >= head.seq;
                     after = message.last_seq;
-                    match follower.send_timeout(Ok(message), SLOW_FOLLOWER).await {
+                    match follower.send_timeout(Ok(message), self.slow_follower).await {
                         Ok(()) => last_sent = Instant::now(),
                         Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                             tracing::info!("a revocation follower fell behind and was cut off");

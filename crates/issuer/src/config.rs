@@ -180,6 +180,12 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_FEED_HEARTBEAT", default_value = "1s", value_parser = tessera_core::duration::parse_ms)]
     pub feed_heartbeat: Duration,
 
+    /// A follower of the revocation feed that takes no message for this
+    /// long is cut off (it reconnects from where it was), so a slow one
+    /// costs at most its queue of four messages.
+    #[arg(long, env = "TESSERA_FEED_SLOW_FOLLOWER", default_value = "10s", value_parser = tessera_core::duration::parse_ms)]
+    pub feed_slow_follower: Duration,
+
     /// The server certificate chain (PEM): with `--tls-key`, serve TLS.
     #[arg(long, env = "TESSERA_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -247,6 +253,7 @@ impl IssuerConfig {
             feed_secret: None,
             feed_poll_interval: Duration::from_millis(100),
             feed_heartbeat: Duration::from_secs(1),
+            feed_slow_follower: Duration::from_secs(10),
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::Clock;
-use tessera_feed::{Feed, FeedService};
+use tessera_feed::{Feed, FeedService, Settings};
 use tessera_proto::v1::revocation_feed_service_server::RevocationFeedServiceServer;
 use tessera_proto::v1::{
     audit_service_server::AuditServiceServer, key_service_server::KeyServiceServer,
@@ -101,9 +101,12 @@ impl Issuer {
         tasks.add(&background);
         tasks.add(&upkeep);
         let feed = Arc::new(Feed::new(
-            config.feed_poll_interval,
-            config.feed_heartbeat,
-            config.feed_secret.clone(),
+            Settings {
+                poll: config.feed_poll_interval,
+                heartbeat: config.feed_heartbeat,
+                slow_follower: config.feed_slow_follower,
+                secret: config.feed_secret.clone(),
+            },
             shared.clock.clone(),
         ));
         tasks.add(&tokio::spawn(read_feed(feed.clone(), shared.clone())));

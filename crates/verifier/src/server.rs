@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::Clock;
-use tessera_feed::Feed;
+use tessera_feed::{Feed, Settings};
 use tessera_proto::v1::verifier_service_server::VerifierServiceServer;
 use tessera_serve::shed::ShedLayer;
 use tessera_serve::shutdown::{Background, Drain};
@@ -118,9 +118,12 @@ impl VerifierServer {
         // A relay: the feed read from this verifier's own store.
         let feed = config.serve_feed.then(|| {
             Arc::new(Feed::new(
-                RELAY_POLL,
-                RELAY_HEARTBEAT,
-                config.feed_secret.clone(),
+                Settings {
+                    poll: RELAY_POLL,
+                    heartbeat: RELAY_HEARTBEAT,
+                    slow_follower: RELAY_SLOW_FOLLOWER,
+                    secret: config.feed_secret.clone(),
+                },
                 shared.clock.clone(),
             ))
         });
@@ -231,6 +234,9 @@ const RELAY_POLL: Duration = Duration::from_millis(100);
 
 /// How often a relaying verifier's followers hear from it when nothing changes.
 const RELAY_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A relaying verifier's follower that takes nothing this long is cut off.
+const RELAY_SLOW_FOLLOWER: Duration = Duration::from_secs(10);
 
 /// Follows the log for the relayed feed once the store is open.
 async fn read_feed(feed: Arc<Feed>, shared: Arc<Shared>) {
