@@ -148,8 +148,15 @@ impl Feed {
         self.closing.send_replace(true);
     }
 
-    /// Follows the log in `store`; never returns.
-    pub async fn read(self: Arc<Self>, store: Store) {
+    /// Follows the log once `open` gives the store (asked every 100 ms
+    /// until it does: the store opens in the background); never returns.
+    pub async fn read(self: Arc<Self>, open: impl Fn() -> Option<Store>) {
+        let store = loop {
+            if let Some(store) = open() {
+                break store;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let store = self.store.get_or_init(|| store).clone();
         let mut appended = store.appended();
         let mut failing = false;
@@ -343,6 +350,20 @@ pub fn to_wire(row: EventRow) -> v1::RevocationEvent {
         issued_before: row.issued_before,
         detail: row.detail,
         prune_after: row.prune_after,
+    }
+}
+
+/// An event from its wire form.
+pub fn from_wire(event: &v1::RevocationEvent) -> EventRow {
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    EventRow {
+        seq: event.seq,
+        kind: event.kind.clone(),
+        token_id: text(&event.token_id),
+        user_id: text(&event.user_id),
+        issued_before: event.issued_before,
+        detail: event.detail.clone(),
+        prune_after: event.prune_after,
     }
 }
 

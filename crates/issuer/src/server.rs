@@ -109,7 +109,11 @@ impl Issuer {
             },
             shared.clock.clone(),
         ));
-        tasks.add(&tokio::spawn(read_feed(feed.clone(), shared.clone())));
+        let reader = {
+            let (feed, shared) = (feed.clone(), shared.clone());
+            tokio::spawn(async move { feed.read(|| shared.store().ok().cloned()).await })
+        };
+        tasks.add(&reader);
 
         // On the signal: stop the health loop (it would report SERVING
         // again), report NOT_SERVING, then let the server drain.
@@ -253,15 +257,4 @@ fn tls_config(config: &IssuerConfig) -> Result<Option<ServerTlsConfig>, IssuerEr
     }
     .server_config()
     .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))
-}
-
-/// Follows the log for the revocation feed once the store is open.
-async fn read_feed(feed: Arc<Feed>, shared: Arc<Shared>) {
-    let store = loop {
-        if let Ok(store) = shared.store() {
-            break store.clone();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
-    feed.read(store).await;
 }

@@ -219,21 +219,6 @@ pub struct EventRow {
     pub prune_after: i64,
 }
 
-impl EventRow {
-    /// The event the revocation set applies.
-    pub fn decode(&self) -> Result<Event, StoreError> {
-        decode_row(&(
-            self.seq,
-            self.kind.clone(),
-            self.token_id.clone(),
-            self.user_id.clone(),
-            self.issued_before,
-            self.detail.clone(),
-            self.prune_after,
-        ))
-    }
-}
-
 impl From<Row> for EventRow {
     fn from(row: Row) -> Self {
         let (seq, kind, token_id, user_id, issued_before, detail, prune_after) = row;
@@ -263,9 +248,25 @@ fn follower_rows() -> sea_orm::Select<revocation_event::Entity> {
     ])
 }
 
-/// Turns a stored row into the form the revocation set applies.
-fn decode_row(row: &Row) -> Result<Event, StoreError> {
-    let (seq, kind, token_id, user_id, issued_before, detail, prune_after) = row;
+impl EventRow {
+    /// The event the revocation set applies.
+    pub fn decode(&self) -> Result<Event, StoreError> {
+        decode(self)
+    }
+}
+
+/// Turns a stored row into the form the revocation set applies (the one
+/// rule every reader of the log uses: the store's and the feed's).
+fn decode(row: &EventRow) -> Result<Event, StoreError> {
+    let EventRow {
+        seq,
+        kind,
+        token_id,
+        user_id,
+        issued_before,
+        detail,
+        prune_after,
+    } = row;
     let bad = |why: &str| corrupt(&format!("revocation event {seq}"), why);
     let kind = EventKind::parse(kind).ok_or_else(|| bad("unknown kind"))?;
     let detail: Detail = if detail.is_empty() || detail == "null" {
@@ -385,7 +386,7 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<Event>, StoreError> {
         let rows = self.rows_between(after, up_to, live_at, limit).await?;
-        rows.iter().map(decode_row).collect()
+        rows.iter().map(decode).collect()
     }
 
     /// Like [`Store::events_between`], in the stored form a feed sends.
@@ -396,8 +397,7 @@ impl Store {
         live_at: Option<i64>,
         limit: u64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        let rows = self.rows_between(after, up_to, live_at, limit).await?;
-        Ok(rows.into_iter().map(EventRow::from).collect())
+        self.rows_between(after, up_to, live_at, limit).await
     }
 
     async fn rows_between(
@@ -406,7 +406,7 @@ impl Store {
         up_to: i64,
         live_at: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<Row>, StoreError> {
+    ) -> Result<Vec<EventRow>, StoreError> {
         use revocation_event::Column as C;
         let mut query = follower_rows()
             .filter(C::Seq.gt(after))
@@ -414,12 +414,13 @@ impl Store {
         if let Some(now) = live_at {
             query = query.filter(C::PruneAfter.gt(now));
         }
-        Ok(query
+        let rows: Vec<Row> = query
             .order_by_asc(C::Seq)
             .limit(limit)
             .into_tuple()
             .all(&self.db)
-            .await?)
+            .await?;
+        Ok(rows.into_iter().map(EventRow::from).collect())
     }
 
     /// Every event that can touch the tokens `token_ids` of the owners
@@ -449,7 +450,9 @@ impl Store {
             .into_tuple()
             .all(&self.db)
             .await?;
-        rows.iter().map(decode_row).collect()
+        rows.into_iter()
+            .map(|r| decode(&EventRow::from(r)))
+            .collect()
     }
 
     /// The highest sequence number handed out so far (0 before any event).

@@ -12,8 +12,8 @@
 use crate::view::View;
 use std::time::Duration;
 use tessera_core::revocation::RevocationSet;
+use tessera_feed::from_wire;
 use tessera_proto::v1::{self, revocation_feed_service_client::RevocationFeedServiceClient};
-use tessera_store::revocation::EventRow;
 use tokio::time::Instant;
 use tonic::Streaming;
 use tonic::transport::{Channel, Endpoint};
@@ -254,19 +254,5 @@ impl Follower {
                 Step::Poll
             }
         }
-    }
-}
-
-/// An event from its wire form.
-fn from_wire(event: &v1::RevocationEvent) -> EventRow {
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    EventRow {
-        seq: event.seq,
-        kind: event.kind.clone(),
-        token_id: text(&event.token_id),
-        user_id: text(&event.user_id),
-        issued_before: event.issued_before,
-        detail: event.detail.clone(),
-        prune_after: event.prune_after,
     }
 }

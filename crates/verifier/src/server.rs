@@ -128,7 +128,10 @@ impl VerifierServer {
             ))
         });
         if let Some(feed) = &feed {
-            tasks.add(&tokio::spawn(read_feed(feed.clone(), shared.clone())));
+            let (feed, shared) = (feed.clone(), shared.clone());
+            tasks.add(&tokio::spawn(async move {
+                feed.read(|| shared.store.get().cloned()).await
+            }));
         }
 
         // On the signal: stop the health task (it would report SERVING
@@ -229,6 +232,32 @@ impl VerifierServer {
     }
 }
 
+/// Builds the first view over the feed; false (and logged) when the feed
+/// cannot give it, so the store is read instead.
+async fn load_from_feed(shared: &Shared, store: &Store, feed: &mut Follower, now_ms: i64) -> bool {
+    let started = Instant::now();
+    if shared
+        .view
+        .refresh_keys(store, now_ms.div_euclid(1000))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let now = || shared.clock.now().timestamp_millis();
+    match feed.load(&shared.view, now).await {
+        Ok(events) => {
+            shared.metrics.feed_loads.inc();
+            tracing::info!(events, took = ?started.elapsed(), "revocation view loaded from the feed");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the revocation view from the feed; loading it from the store");
+            false
+        }
+    }
+}
+
 /// How often a relaying verifier reads the log for its followers.
 const RELAY_POLL: Duration = Duration::from_millis(100);
 
@@ -237,17 +266,6 @@ const RELAY_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// A relaying verifier's follower that takes nothing this long is cut off.
 const RELAY_SLOW_FOLLOWER: Duration = Duration::from_secs(10);
-
-/// Follows the log for the relayed feed once the store is open.
-async fn read_feed(feed: Arc<Feed>, shared: Arc<Shared>) {
-    let store = loop {
-        if let Some(store) = shared.store.get() {
-            break store.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    feed.read(store).await;
-}
 
 /// How long a stopping verifier waits to write its last token uses.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
@@ -378,7 +396,7 @@ async fn keep_in_sync(shared: Arc<Shared>) {
         // Polling waits a sync interval after each poll; a stream waits for
         // its next message instead (at most a sync interval, so the upkeep
         // below still runs).
-        let mut polled = true;
+        let polled;
         let result = if view.is_loaded() {
             let step = match feed.as_mut() {
                 Some(feed) => {
@@ -387,16 +405,11 @@ async fn keep_in_sync(shared: Arc<Shared>) {
                 }
                 None => Step::Poll,
             };
+            // A resync polls at once and reopens the feed without waiting.
+            polled = step == Step::Poll;
             match step {
-                Step::Poll => view.follow(store, now_ms).await.map(|_| ()),
-                Step::Resync => {
-                    polled = false;
-                    view.follow(store, now_ms).await.map(|_| ())
-                }
-                Step::Applied(_) | Step::Quiet => {
-                    polled = false;
-                    Ok(())
-                }
+                Step::Poll | Step::Resync => view.follow(store, now_ms).await.map(|_| ()),
+                Step::Applied(_) | Step::Quiet => Ok(()),
             }
         } else {
             let started = Instant::now();
@@ -404,23 +417,7 @@ async fn keep_in_sync(shared: Arc<Shared>) {
             // together do not all read the whole log from the store; from
             // the store when the feed cannot give it.
             let from_feed = match feed.as_mut() {
-                Some(feed) => match view.refresh_keys(store, now_ms.div_euclid(1000)).await {
-                    Ok(_) => {
-                        let now = || shared.clock.now().timestamp_millis();
-                        match feed.load(view, now).await {
-                            Ok(events) => {
-                                shared.metrics.feed_loads.inc();
-                                tracing::info!(events, took = ?started.elapsed(), "revocation view loaded from the feed");
-                                true
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot load the revocation view from the feed; loading it from the store");
-                                false
-                            }
-                        }
-                    }
-                    Err(_) => false,
-                },
+                Some(feed) => load_from_feed(&shared, store, feed, now_ms).await,
                 None => false,
             };
             let loaded = if from_feed {
