@@ -163,6 +163,67 @@ async fn forwarded_addresses_count_only_from_trusted_proxies(backend: Backend) {
     issuer.stop().await;
 }
 
+/// A guesser behind one address (here every caller is 127.0.0.1 and no
+/// proxy is trusted: a REST gateway started without --trusted-proxy)
+/// sprays names, retrying the moment each wait is over. Someone else behind
+/// that address, with the right password, waits at most a minute: the
+/// per-source wait is capped like the per-name one.
+async fn a_busy_address_holds_its_other_users_for_at_most_a_minute(backend: Backend) {
+    let issuer = Harness::start(backend).await;
+    let session = admin_session(&issuer).await;
+    new_user(&issuer, &session, "erin", vec![]).await;
+    let attempt = |user: String, password: &'static str| {
+        let mut sessions = issuer.sessions();
+        async move {
+            sessions
+                .login(basic(v1::LoginRequest::default(), &user, password))
+                .await
+        }
+    };
+    let mut waits = Vec::new();
+    let mut failures = 0;
+    let mut n = 0;
+    // Past the 30 free failures and through the doubling waits to the cap.
+    while failures < 40 {
+        n += 1;
+        let status = attempt(format!("guess{n}"), "a-wrong-guess-123")
+            .await
+            .expect_err("a wrong password");
+        match status.code() {
+            Code::Unauthenticated => failures += 1,
+            Code::ResourceExhausted => {
+                let wait = retry_after(&status).expect("a retry hint");
+                waits.push(wait.as_secs());
+                issuer
+                    .clock
+                    .advance(chrono::Duration::from_std(wait).expect("wait"));
+            }
+            other => panic!("unexpected {other:?}: {status:?}"),
+        }
+    }
+    assert_eq!(waits[..7], [1, 2, 4, 8, 16, 32, 60], "{waits:?}");
+    assert!(waits[7..].iter().all(|&w| w == 60), "{waits:?}");
+
+    // The source is still held (the last failure was just now), so erin
+    // waits, but no longer than a minute, and then gets in.
+    let held = attempt("erin".into(), crate::support::lifecycle::USER_PASSWORD)
+        .await
+        .expect_err("the address is held");
+    assert_eq!(held.code(), Code::ResourceExhausted, "{held:?}");
+    let wait = retry_after(&held).expect("a retry hint");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
+    issuer
+        .clock
+        .advance(chrono::Duration::from_std(wait).expect("wait"));
+    attempt("erin".into(), crate::support::lifecycle::USER_PASSWORD)
+        .await
+        .expect("erin signs in after at most a minute");
+    issuer.stop().await;
+}
+
 /// Text no field should hold is refused with INVALID_ARGUMENT naming the
 /// field, in every RPC, on both databases; never INTERNAL.
 async fn unusable_text_is_refused_in_every_field(backend: Backend) {
@@ -522,6 +583,7 @@ async fn the_largest_token_the_limits_allow_verifies(backend: Backend) {
 on_both_backends!(
     guessing_meets_growing_delays_and_spares_the_real_user,
     forwarded_addresses_count_only_from_trusted_proxies,
+    a_busy_address_holds_its_other_users_for_at_most_a_minute,
     unusable_text_is_refused_in_every_field,
     the_longest_legal_names_fit_every_column,
     the_largest_token_the_limits_allow_verifies,

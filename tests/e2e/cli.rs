@@ -32,12 +32,24 @@ async fn tessera(
     home: &Home,
     args: &[&str],
 ) -> Output {
+    tessera_with_env(issuer, verifier, home, args, &[]).await
+}
+
+/// [`tessera`] with these variables in its environment as well.
+async fn tessera_with_env(
+    issuer: &Harness,
+    verifier: Option<&VerifierHarness>,
+    home: &Home,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-e2e-cli"));
     command
         .args(args)
         .env_clear()
         .env("TESSERA_ISSUER", format!("http://{}", issuer.addr))
-        .env("TESSERA_CONFIG_DIR", &home.0);
+        .env("TESSERA_CONFIG_DIR", &home.0)
+        .envs(env.iter().copied());
     if let Some(verifier) = verifier {
         command.env("TESSERA_VERIFIER", format!("http://{}", verifier.addr));
     }
@@ -918,9 +930,11 @@ async fn a_job_reads_and_renews_itself_and_owners_find_stale_tokens() {
                 .collect::<Vec<_>>()
         }
     };
-    // A week-long token expires within 30 days, not within 1 day; it was
-    // used just now, so it is not unused for a day.
-    assert_eq!(list(&["--expiring-within", "30d"]).await, ["job"]);
+    // A week-long token made and renewed just now is not "expiring", even
+    // within 30 days: its expiry was chosen a moment ago (see
+    // `expiring_lists_active_api_tokens_nobody_just_renewed` for one that
+    // is). It was used just now, so it is not unused for a day.
+    assert!(list(&["--expiring-within", "30d"]).await.is_empty());
     assert!(list(&["--expiring-within", "1d"]).await.is_empty());
     assert!(list(&["--unused-for", "1d"]).await.is_empty());
 
@@ -934,4 +948,161 @@ async fn a_job_reads_and_renews_itself_and_owners_find_stale_tokens() {
     .await;
     assert_ne!(code(&refused), 0);
     assert!(stderr(&refused).contains("self"), "{}", stderr(&refused));
+}
+
+/// `user create --new-password` once shared clap's id with the global
+/// `--password`, so the new user's password replaced the caller's: the
+/// administrator was refused ("invalid username or password") and charged
+/// a failed sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_a_user_signs_in_with_the_callers_password_not_the_new_one() {
+    let db = crate::support::TestDb::new(Backend::Sqlite).await;
+    let mut config = crate::support::issuer_config(&db);
+    let metrics = crate::operations::free_addr();
+    config.metrics_listen = Some(metrics);
+    let issuer = Harness::start_with(db, config).await;
+    let home = Home::new();
+
+    let out = tessera(
+        &issuer,
+        None,
+        &home,
+        &[
+            "--user",
+            "admin",
+            "--password",
+            ADMIN_PASSWORD,
+            "-o",
+            "json",
+            "user",
+            "create",
+            "bob",
+            "--new-password",
+            "bobs-password-1",
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["username"], "bob");
+    // The same from the environment: TESSERA_PASSWORD is the caller's,
+    // TESSERA_NEW_PASSWORD the new user's.
+    let out = tessera_with_env(
+        &issuer,
+        None,
+        &home,
+        &["--user", "admin", "-o", "json", "user", "create", "carol"],
+        &[
+            ("TESSERA_PASSWORD", ADMIN_PASSWORD),
+            ("TESSERA_NEW_PASSWORD", "carols-password-1"),
+        ],
+    )
+    .await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json(&out)["username"], "carol");
+
+    // Each new user signs in with the password given for them.
+    for (user, password) in [("bob", "bobs-password-1"), ("carol", "carols-password-1")] {
+        let out = tessera(
+            &issuer,
+            None,
+            &home,
+            &["--user", user, "--password", password, "token", "list"],
+        )
+        .await;
+        assert_eq!(code(&out), 0, "{user}: {}", stderr(&out));
+    }
+    let text = crate::operations::scrape(metrics).await;
+    let failures = text
+        .lines()
+        .find_map(|line| line.strip_prefix("tessera_issuer_login_failures_total "));
+    assert_eq!(failures, Some("0"), "no sign-in failed: {text}");
+}
+
+/// `token list --expiring-within` lists active API tokens whose expiry
+/// falls in the window, leaving out the caller's own session, disabled
+/// tokens, and tokens made in the last day (a token made with the default
+/// 7 days is not "expiring within 7 days" the moment it is made).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiring_lists_active_api_tokens_nobody_just_renewed() {
+    use crate::support::grant;
+    use tessera_proto::v1;
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let home = Home::new();
+    let make = |name: &'static str, enabled: bool| {
+        let issuer = &issuer;
+        async move {
+            issuer
+                .create_token(v1::CreateTokenRequest {
+                    name: name.into(),
+                    permissions: vec![grant("jobs", &["read"])],
+                    enabled: Some(enabled),
+                    ..Default::default()
+                })
+                .await
+                .expect("create");
+        }
+    };
+    make("old", true).await;
+    make("old-off", false).await;
+    // The issuer lives a day ahead of the CLI's clock from here on; the
+    // window below is wide enough to hold every token's expiry whichever
+    // clock it is read by.
+    issuer.clock.advance(chrono::Duration::hours(25));
+    make("fresh", true).await;
+    // The caller's own one-hour session, saved and used by the listings.
+    let login = tessera(&issuer, None, &home, &[&ADMIN[..], &["login"]].concat()).await;
+    assert_eq!(code(&login), 0, "{}", stderr(&login));
+
+    let list = |filter: &'static [&'static str]| {
+        let (issuer, home) = (&issuer, &home);
+        async move {
+            let args = [&["-o", "json", "token", "list"], filter].concat();
+            let out = tessera(issuer, None, home, &args).await;
+            assert_eq!(code(&out), 0, "{}", stderr(&out));
+            let mut names = json(&out)["tokens"]
+                .as_array()
+                .expect("tokens")
+                .iter()
+                .map(|t| match t["type"].as_str() {
+                    Some("api") => t["name"].as_str().expect("name").to_owned(),
+                    other => format!("({})", other.unwrap_or("?")),
+                })
+                .collect::<Vec<_>>();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(list(&["--expiring-within", "9d"]).await, ["old"]);
+    // --type and --status say otherwise when asked.
+    assert_eq!(
+        list(&["--expiring-within", "9d", "--status", "disabled"]).await,
+        ["old-off"]
+    );
+    assert_eq!(
+        list(&["--expiring-within", "9d", "--type", "session"]).await,
+        ["(session)"]
+    );
+    // Without a filter the session and "fresh" are there.
+    assert_eq!(list(&[]).await, ["(session)", "fresh", "old", "old-off"]);
+
+    let contradiction = tessera(
+        &issuer,
+        None,
+        &home,
+        &[
+            "token",
+            "list",
+            "--expiring-within",
+            "7d",
+            "--status",
+            "expired",
+        ],
+    )
+    .await;
+    assert_eq!(code(&contradiction), 2, "{}", stderr(&contradiction));
+    assert!(
+        stderr(&contradiction).contains("--status expired"),
+        "{}",
+        stderr(&contradiction)
+    );
 }

@@ -498,6 +498,32 @@ fn gauge(text: &str, name: &str) -> Option<i64> {
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
 }
 
+/// An API token as the administrator: `days` of life (`None`: the issuer's
+/// default, 7 days), enabled or not.
+async fn made(issuer: &Harness, name: &str, days: Option<i64>, enabled: bool) -> v1::Token {
+    issuer
+        .create_token(v1::CreateTokenRequest {
+            name: name.into(),
+            permissions: vec![grant("jobs", &["read"])],
+            expiration: days.map(|days| {
+                v1::create_token_request::Expiration::ExpiresIn(prost_types::Duration {
+                    seconds: days * 86_400,
+                    nanos: 0,
+                })
+            }),
+            enabled: Some(enabled),
+            ..Default::default()
+        })
+        .await
+        .expect("create")
+        .token
+        .expect("metadata")
+}
+
+/// "Expiring within 7 days", in the gauge: enabled API tokens whose expiry
+/// falls in the window, but for those made or rotated in the last day (a
+/// token made with the default 7 days is not news the moment it is made),
+/// and never disabled ones.
 async fn the_issuer_counts_expiring_and_unused_tokens(backend: Backend) {
     let db = crate::support::TestDb::new(backend).await;
     let mut config = crate::support::issuer_config(&db);
@@ -505,8 +531,9 @@ async fn the_issuer_counts_expiring_and_unused_tokens(backend: Backend) {
     config.metrics_listen = Some(metrics);
     config.cleanup_interval = Duration::from_millis(50);
     let issuer = Harness::start_with(db, config).await;
-    create(&issuer, "soon", 3).await;
-    create(&issuer, "long", 300).await;
+    let old = made(&issuer, "old", Some(3), true).await;
+    made(&issuer, "off", Some(3), false).await;
+    made(&issuer, "long", Some(300), true).await;
     let expiring = "tessera_issuer_api_tokens_expiring_within_7d";
     let unused = "tessera_issuer_api_tokens_unused_30d";
     let wait_for = |want: (i64, i64)| async move {
@@ -524,12 +551,127 @@ async fn the_issuer_counts_expiring_and_unused_tokens(backend: Backend) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
+    // A day on, "old" expires within the week and nobody renewed it; "off"
+    // would too, but it is disabled.
+    issuer.clock.advance(Days::hours(25));
     wait_for((1, 0)).await;
-    // A month on: "soon" has expired, "long" was never used, and a token
-    // made now expires within the week but is too new to be "unused".
+
+    // Made now, each expires within the week, but their expiry was chosen
+    // just now; and a session is no API token. "old" is disabled meanwhile:
+    // the count dropping to nothing shows a pass that saw the new ones.
+    made(&issuer, "soon", Some(3), true).await;
+    made(&issuer, "default", None, true).await;
+    issuer
+        .login(
+            tessera_issuer::ADMIN_USERNAME,
+            crate::support::ADMIN_PASSWORD,
+        )
+        .await;
+    issuer
+        .tokens()
+        .disable_token(admin(v1::DisableTokenRequest {
+            token: by_id(&old.id),
+        }))
+        .await
+        .expect("disable");
+    wait_for((0, 0)).await;
+
+    // A day later both are still unrenewed: now they count.
+    issuer.clock.advance(Days::hours(25));
+    wait_for((2, 0)).await;
+
+    // A month on: the short ones have expired, "long" was never used, and
+    // a token made now expires within the week but is too new to be
+    // "expiring" or "unused".
     issuer.clock.advance(Days::days(31));
-    create(&issuer, "soon-again", 2).await;
-    wait_for((1, 1)).await;
+    made(&issuer, "soon-again", Some(2), true).await;
+    wait_for((0, 1)).await;
+}
+
+/// The filter behind `tessera token list --expiring-within`: `expire_before`
+/// leaves out API tokens made in the last day that have not expired;
+/// `status: active` leaves out disabled ones; sessions stay unless `type`
+/// is `api`. The window is 8 days, so that a token made now with the
+/// default 7 days falls in it and only the grace leaves it out.
+async fn the_expiring_filter_leaves_out_fresh_tokens(backend: Backend) {
+    let issuer = Harness::start(backend).await;
+    made(&issuer, "old-default", None, true).await;
+    made(&issuer, "old-off", None, false).await;
+    made(&issuer, "short", Some(1), true).await;
+    issuer.clock.advance(Days::hours(25));
+    made(&issuer, "fresh-default", None, true).await;
+    made(&issuer, "fresh-off", None, false).await;
+    let session = issuer
+        .login(
+            tessera_issuer::ADMIN_USERNAME,
+            crate::support::ADMIN_PASSWORD,
+        )
+        .await;
+    let expiring = |extra: v1::ListTokensRequest| {
+        let issuer = &issuer;
+        async move {
+            let now = issuer.clock.now().timestamp();
+            let mut names: Vec<String> = issuer
+                .tokens()
+                .list_tokens(admin(v1::ListTokensRequest {
+                    expire_before: at(now + 8 * 86_400),
+                    ..extra
+                }))
+                .await
+                .expect("list")
+                .into_inner()
+                .tokens
+                .into_iter()
+                .map(|t| match t.r#type() {
+                    v1::TokenType::Session => "(session)".to_owned(),
+                    _ => t.name,
+                })
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    let api = v1::TokenType::Api as i32;
+    let active = v1::TokenStatus::Active as i32;
+    // What the CLI asks for.
+    assert_eq!(
+        expiring(v1::ListTokensRequest {
+            r#type: api,
+            status: active,
+            ..Default::default()
+        })
+        .await,
+        ["old-default"]
+    );
+    // Without a status the disabled one is there, and the expired one
+    // ("short", a day long) too, however recent: only unexpired fresh
+    // tokens are left out.
+    assert_eq!(
+        expiring(v1::ListTokensRequest {
+            r#type: api,
+            ..Default::default()
+        })
+        .await,
+        ["old-default", "old-off", "short"]
+    );
+    // Sessions are short by design: listed by expiry alone when asked for.
+    assert_eq!(
+        expiring(v1::ListTokensRequest::default()).await,
+        ["(session)", "old-default", "old-off", "short"]
+    );
+    assert!(!session.is_empty());
+
+    // A day on, the fresh ones have gone unrenewed for a day: they count.
+    issuer.clock.advance(Days::hours(25));
+    assert_eq!(
+        expiring(v1::ListTokensRequest {
+            r#type: api,
+            status: active,
+            ..Default::default()
+        })
+        .await,
+        ["fresh-default", "old-default"]
+    );
 }
 
 on_both_backends!(
@@ -538,6 +680,7 @@ on_both_backends!(
     the_filters_find_unused_and_expiring_tokens,
     a_token_renews_itself_within_its_own_grants,
     the_issuer_counts_expiring_and_unused_tokens,
+    the_expiring_filter_leaves_out_fresh_tokens,
 );
 
 /// A verifier connecting through its own role, granted what

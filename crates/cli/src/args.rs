@@ -253,10 +253,13 @@ pub struct ListArgs {
     #[arg(long, value_enum)]
     pub status: Option<StatusArg>,
     /// Only tokens not used for this long (`90d`): last used before then,
-    /// or never used and created before then.
+    /// or never used and created before then. API tokens unless --type
+    /// says otherwise.
     #[arg(long, value_parser = duration)]
     pub unused_for: Option<Duration>,
-    /// Only unexpired tokens that expire within this long (`7d`).
+    /// Only tokens that expire within this long (`7d`), but for those made
+    /// or rotated in the last day. Active API tokens unless --type or
+    /// --status says otherwise.
     #[arg(long, value_parser = duration)]
     pub expiring_within: Option<Duration>,
 }
@@ -333,12 +336,10 @@ pub enum UserCommand {
         username: String,
         /// The new user's password (or TESSERA_NEW_PASSWORD); the global
         /// --password is yours, for --user.
-        #[arg(
-            long = "new-password",
-            env = "TESSERA_NEW_PASSWORD",
-            hide_env_values = true
-        )]
-        password: String,
+        // Not `password`: an argument sharing a global one's id takes its
+        // place, so the caller would sign in with the new user's password.
+        #[arg(long, env = "TESSERA_NEW_PASSWORD", hide_env_values = true)]
+        new_password: String,
         /// Make the user an administrator.
         #[arg(long)]
         admin: bool,
@@ -427,7 +428,10 @@ pub struct AuditArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The token to check.
-    pub token: String,
+    // Not `token`, the id of the global --token, which it would overwrite
+    // (and be overwritten by).
+    #[arg(value_name = "TOKEN")]
+    pub secret: String,
     /// A resource to check a permission on.
     #[arg(long, requires = "action")]
     pub resource: Option<String>,
@@ -458,5 +462,93 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    /// The ids of `command`'s own arguments (as declared, before clap
+    /// copies the global ones in) that are also a global argument's id,
+    /// named by the path of subcommands leading to them.
+    fn shadowing(command: &clap::Command, globals: &[&str], path: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for sub in command.get_subcommands() {
+            let here = format!("{path} {}", sub.get_name());
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if globals.contains(&id) {
+                    found.push(format!("{here}: {id}"));
+                }
+            }
+            found.extend(shadowing(sub, globals, &here));
+        }
+        found
+    }
+
+    /// clap does not refuse an argument that shares its id with a global
+    /// one: it quietly skips the global there and, after parsing, copies the
+    /// subcommand's value over the global's (so `user create --new-password`
+    /// once replaced the caller's --password).
+    #[test]
+    fn no_subcommand_argument_shares_an_id_with_a_global_one() {
+        use clap::CommandFactory;
+        let root = Cli::command();
+        let globals: Vec<&str> = root
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            .map(|a| a.get_id().as_str())
+            .collect();
+        assert!(
+            globals.contains(&"password"),
+            "the walk sees the globals: {globals:?}"
+        );
+        assert_eq!(shadowing(&root, &globals, "tessera"), Vec::<String>::new());
+    }
+
+    /// The walk finds a shadowing argument however deep it is declared.
+    #[test]
+    fn the_walk_finds_a_shadowing_argument() {
+        let root = clap::Command::new("t")
+            .arg(clap::Arg::new("password").long("password").global(true))
+            .subcommand(clap::Command::new("user").subcommand(
+                clap::Command::new("create").arg(clap::Arg::new("password").long("new-password")),
+            ));
+        assert_eq!(
+            shadowing(&root, &["password"], "t"),
+            ["t user create: password"]
+        );
+    }
+
+    /// The caller's password and the new user's stay apart (the end-to-end
+    /// test gives them from the environment too).
+    #[test]
+    fn a_new_password_is_not_the_callers() {
+        let cli = Cli::try_parse_from([
+            "tessera",
+            "--user",
+            "admin",
+            "--password",
+            "mine-123456789",
+            "user",
+            "create",
+            "bob",
+            "--new-password",
+            "bobs-123456789",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.password.as_deref(), Some("mine-123456789"));
+        let Command::User(UserCommand::Create { new_password, .. }) = cli.command else {
+            panic!("not user create: {:?}", cli.command);
+        };
+        assert_eq!(new_password, "bobs-123456789");
+    }
+
+    /// `verify TOKEN` once shared the id of the global --token, and replaced it.
+    #[test]
+    fn the_token_to_verify_is_not_the_one_to_call_with() {
+        let cli = Cli::try_parse_from(["tessera", "--token", "caller", "verify", "checked"])
+            .expect("parses");
+        assert_eq!(cli.global.token.as_deref(), Some("caller"));
+        let Command::Verify(args) = cli.command else {
+            panic!("not verify: {:?}", cli.command);
+        };
+        assert_eq!(args.secret, "checked");
     }
 }

@@ -44,7 +44,9 @@ pub(crate) struct Shared {
 /// uses (candidates for clean-up). Counted at each upkeep pass.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HygieneMetrics {
-    /// Unexpired API tokens expiring within [`Self::EXPIRING_WITHIN`].
+    /// Enabled, unexpired API tokens expiring within
+    /// [`Self::EXPIRING_WITHIN`], but for those issued in the last day (see
+    /// [`tessera_store::tokens::EXPIRING_GRACE_SECS`]).
     pub expiring: Gauge,
     /// Unexpired API tokens not used for [`Self::UNUSED_FOR`].
     pub unused: Gauge,
@@ -57,7 +59,7 @@ impl HygieneMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "api_tokens_expiring_within_7d",
-            "Unexpired API tokens that expire within 7 days (counted at each upkeep pass)",
+            "Enabled API tokens that expire within 7 days, but for those made or rotated in the last day (counted at each upkeep pass)",
             self.expiring.clone(),
         );
         registry.register(

@@ -6,11 +6,17 @@
 //! - the user name *and* the source address: strict (a few free failures),
 //!   so one source guessing one account slows down fast, while the real
 //!   user signing in from elsewhere is untouched;
-//! - the source alone: looser, so one source spraying many accounts slows
-//!   down too;
-//! - the user name alone: loosest, with a short cap, so guessing one account
-//!   from many sources is slowed without any one source locking the real
-//!   user out for more than a minute.
+//! - the source alone: looser, with a short cap, so one source spraying
+//!   many accounts slows down too, without locking out for more than a
+//!   minute everyone else who shares its address (a NAT, or a REST gateway
+//!   not listed as a trusted proxy);
+//! - the user name alone: loosest, with the same short cap, so guessing one
+//!   account from many sources is slowed without any one source locking the
+//!   real user out for more than a minute.
+//!
+//! Only the name-and-source key waits long (up to the configured maximum):
+//! it is the one key a guesser cannot share with the people it would
+//! otherwise lock out.
 //!
 //! Keys are the name as typed, whether or not such a user exists, so a
 //! throttled answer says nothing about which accounts exist. An attempt
@@ -59,27 +65,30 @@ pub struct Policy {
     pub name: Rule,
 }
 
+/// The longest wait a key that other people share with a guesser may
+/// impose: the source alone (everyone behind one address) and the name
+/// alone (the real user, from anywhere).
+pub const SHARED_MAX_DELAY: Duration = Duration::from_secs(60);
+
 impl Policy {
     /// The defaults, with `free` failures per name and source and waits of
-    /// at most `max_delay`.
+    /// at most `max_delay` for them; the shared keys allow ten times the
+    /// failures and wait at most [`SHARED_MAX_DELAY`].
     pub fn new(free: u32, max_delay: Duration) -> Self {
         let second = Duration::from_secs(1);
+        let shared = Rule {
+            free: free.saturating_mul(10),
+            first_delay: second,
+            max_delay: max_delay.min(SHARED_MAX_DELAY),
+        };
         Self {
             name_and_source: Rule {
                 free,
                 first_delay: second,
                 max_delay,
             },
-            source: Rule {
-                free: free.saturating_mul(10),
-                first_delay: second,
-                max_delay,
-            },
-            name: Rule {
-                free: free.saturating_mul(10),
-                first_delay: second,
-                max_delay: max_delay.min(Duration::from_secs(60)),
-            },
+            source: shared,
+            name: shared,
         }
     }
 }
@@ -251,6 +260,54 @@ mod tests {
         t.failed("dave", ip(1), 0);
         assert_eq!(t.failed("dave", ip(1), 0), Duration::from_secs(1));
         assert_eq!(t.failed("dave", ip(1), 40_000), Duration::ZERO);
+    }
+
+    /// A guesser behind one address (a NAT, or a gateway not listed as a
+    /// trusted proxy), spraying names and retrying the moment each wait is
+    /// over, makes nobody else behind that address wait more than a minute
+    /// at a time, while it is slowed to one guess a minute.
+    #[test]
+    fn a_busy_address_holds_its_other_users_for_at_most_a_minute() {
+        let policy = Policy::new(3, Duration::from_secs(900));
+        let t = Throttle::new(policy);
+        let mut now = 1_000_000;
+        let mut waits = Vec::new();
+        for n in 0..200 {
+            let name = format!("guess{n}");
+            if let Err(wait) = t.check(&name, ip(7), now) {
+                waits.push(wait.as_secs());
+                now += ms(wait);
+            }
+            assert_eq!(t.check(&name, ip(7), now), Ok(()));
+            t.failed(&name, ip(7), now);
+            let other = t.check("erin", ip(7), now).err().unwrap_or_default();
+            assert!(other <= SHARED_MAX_DELAY, "after {n}: {other:?}");
+        }
+        // 30 free, then 1 s doubling to the cap, then a minute per guess.
+        assert_eq!(waits[..7], [1, 2, 4, 8, 16, 32, 60]);
+        assert!(waits[7..].iter().all(|&w| w == 60), "{waits:?}");
+        assert_eq!(policy.source.max_delay, Duration::from_secs(60));
+        // The cap never exceeds what the operator configured.
+        let short = Policy::new(3, Duration::from_secs(20));
+        assert_eq!(short.source.max_delay, Duration::from_secs(20));
+    }
+
+    /// One name guessed from one source still waits up to the configured
+    /// maximum, however short the shared caps are.
+    #[test]
+    fn one_name_from_one_source_still_waits_up_to_the_maximum() {
+        let t = Throttle::new(Policy::new(3, Duration::from_secs(900)));
+        let mut now = 0;
+        let mut last = Duration::ZERO;
+        for _ in 0..20 {
+            if let Err(wait) = t.check("carol", ip(1), now) {
+                now += ms(wait);
+            }
+            last = t.failed("carol", ip(1), now);
+        }
+        assert_eq!(last, Duration::from_secs(900));
+        assert_eq!(t.check("carol", ip(1), now), Err(Duration::from_secs(900)));
+        assert_eq!(t.check("carol", ip(2), now), Ok(()), "another source");
     }
 
     #[test]

@@ -117,6 +117,30 @@ pub struct TokenChange {
     pub audit: NewAudit,
 }
 
+/// How long after its current secret was issued (created, duplicated or
+/// rotated) an unexpired API token stays out of the "expiring" filter and
+/// count. Its expiry was chosen just then, by someone who knows it: without
+/// it a token made with the default lifetime of 7 days would be "expiring
+/// within 7 days" the moment it is made.
+pub const EXPIRING_GRACE_SECS: i64 = 86_400;
+
+/// "Expires before `before`", as the filter for tokens about to expire
+/// means it at `now`: leaves out unexpired API tokens issued within
+/// [`EXPIRING_GRACE_SECS`]. Sessions stay in (short by design, nobody
+/// renews them by hand), and so do expired, disabled and revoked tokens:
+/// the status filter, judged by the revocation rule, says which a caller
+/// wants.
+pub(crate) fn expiring_before(now: i64, before: i64) -> sea_orm::Condition {
+    use sea_orm::Condition;
+    use token::Column;
+    Condition::all().add(Column::ExpireTime.lt(before)).add(
+        Condition::any()
+            .add(Column::ExpireTime.lte(now))
+            .add(Column::TokenType.ne(TokenType::Api.as_str()))
+            .add(Column::IssueTime.lte(now.saturating_sub(EXPIRING_GRACE_SECS))),
+    )
+}
+
 /// Which tokens to list.
 #[derive(Debug, Clone, Default)]
 pub struct TokenFilter {
@@ -133,7 +157,8 @@ pub struct TokenFilter {
     /// Only tokens not used since this time (see [`crate::usage`]): last
     /// used before it, or never used and created before it.
     pub unused_since: Option<i64>,
-    /// Only tokens that expire before this time.
+    /// Only tokens that expire before this time, leaving out unexpired API
+    /// tokens issued within [`EXPIRING_GRACE_SECS`] of `now`.
     pub expire_before: Option<i64>,
     /// Only ids after this one (keyset paging; ids are time-ordered UUIDv7s).
     pub after_id: Option<String>,
@@ -244,7 +269,7 @@ impl Store {
             query = query.filter(crate::usage::unused_before(since));
         }
         if let Some(before) = filter.expire_before {
-            query = query.filter(Column::ExpireTime.lt(before));
+            query = query.filter(expiring_before(filter.now, before));
         }
         if let Some(after) = filter.after_id {
             query = query.filter(Column::Id.gt(after));

@@ -87,8 +87,10 @@ impl Store {
         Ok(result.rows_affected())
     }
 
-    /// Unexpired API tokens that expire before `before`: what an operator
-    /// alerts on before jobs lose their credentials.
+    /// Enabled, unexpired API tokens that expire before `before`, leaving
+    /// out those issued within [`crate::tokens::EXPIRING_GRACE_SECS`]: what
+    /// an operator alerts on before jobs lose their credentials. A disabled
+    /// token has no job to lose it.
     pub async fn count_api_tokens_expiring(
         &self,
         now: i64,
@@ -98,8 +100,9 @@ impl Store {
         use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
         Ok(Entity::find()
             .filter(Column::TokenType.eq("api"))
+            .filter(Column::Enabled.eq(true))
             .filter(Column::ExpireTime.gt(now))
-            .filter(Column::ExpireTime.lt(before))
+            .filter(crate::tokens::expiring_before(now, before))
             .count(&self.db)
             .await?)
     }

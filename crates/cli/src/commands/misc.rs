@@ -67,7 +67,7 @@ pub(crate) async fn verify(
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
     let request = v1::VerifyRequest {
-        token: pasted_token(args.token),
+        token: pasted_token(args.secret),
         resource: args.resource.unwrap_or_default(),
         action: args.action.unwrap_or_default(),
         ..Default::default()

@@ -247,12 +247,25 @@ async fn list(
     args: crate::args::ListArgs,
     printer: &mut Printer<'_>,
 ) -> Result<(), CliError> {
+    let hygiene = args.expiring_within.is_some() || args.unused_for.is_some();
+    if args.expiring_within.is_some() && matches!(args.status, Some(StatusArg::Expired)) {
+        return Err(CliError::Usage(
+            "--expiring-within lists tokens that have not expired yet: drop --status expired"
+                .into(),
+        ));
+    }
     let r#type = match args.r#type {
+        // Sessions are short by design and renewed by signing in: the
+        // caller's own one-hour session is neither news nor clean-up.
+        None if hygiene => v1::TokenType::Api,
         None => v1::TokenType::Unspecified,
         Some(TypeArg::Api) => v1::TokenType::Api,
         Some(TypeArg::Session) => v1::TokenType::Session,
     };
     let status = match args.status {
+        // "Expiring" is about tokens still in use: the issuer judges which
+        // are active (not disabled, expired or revoked).
+        None if args.expiring_within.is_some() => v1::TokenStatus::Active,
         None => v1::TokenStatus::Unspecified,
         Some(StatusArg::Active) => v1::TokenStatus::Active,
         Some(StatusArg::Disabled) => v1::TokenStatus::Disabled,
@@ -266,11 +279,9 @@ async fn list(
         nanos: 0,
     };
     let unused_since = args.unused_for.map(|d| at(now.saturating_sub(secs(d))));
-    // "Expiring within" is about tokens still in use: expired ones are out.
     let expire_before = args
         .expiring_within
         .map(|d| at(now.saturating_add(secs(d))));
-    let expired = expire_before.is_some().then_some(false);
     let mut page_token = String::new();
     let mut tokens = Vec::new();
     loop {
@@ -282,7 +293,7 @@ async fn list(
             status: status as i32,
             unused_since,
             expire_before,
-            expired,
+            expired: None,
         };
         let reply = client
             .list_tokens(authorized(global, request)?)

@@ -15,7 +15,7 @@ pub(crate) async fn run(
     match command {
         UserCommand::Create {
             username,
-            password,
+            new_password,
             admin,
             grants: wanted,
         } => {
@@ -27,7 +27,7 @@ pub(crate) async fn run(
                     grants: grants(&wanted),
                     ..Default::default()
                 }),
-                password,
+                password: new_password,
             };
             let user = client
                 .create_user(authorized(global, request)?)
