@@ -25,6 +25,7 @@ mod revocation_truth;
 mod rotation;
 mod sessions;
 mod store;
+mod token_callers;
 mod token_changes;
 mod token_hygiene;
 mod token_races;

@@ -355,6 +355,7 @@ async fn a_narrow_token_cannot_escalate(backend: Backend) {
         vec![
             grant("repositories", &["read", "run"]),
             grant("jobs", &["read"]),
+            grant("tokens", &["read", "create", "write"]),
         ],
     )
     .await;
@@ -371,7 +372,14 @@ async fn a_narrow_token_cannot_escalate(backend: Backend) {
     let narrow = create(
         &issuer,
         &alice,
-        create_request("narrow", vec![grant("repositories/Samples", &["read"])]),
+        // It may manage its owner's tokens, within its own grants.
+        create_request(
+            "narrow",
+            vec![
+                grant("repositories/Samples", &["read"]),
+                grant("tokens", &["read", "create", "write"]),
+            ],
+        ),
     )
     .await
     .expect("narrow")
@@ -402,7 +410,7 @@ async fn a_narrow_token_cannot_escalate(backend: Backend) {
     .expect("metadata");
     assert_eq!(
         spelled(&snapshot.permissions),
-        ["repositories/Samples:read"]
+        ["repositories/Samples:read", "tokens:create,read,write"]
     );
 
     // duplicate and rotate a wider token of the same owner.
@@ -468,7 +476,8 @@ async fn a_narrow_token_cannot_escalate(backend: Backend) {
                 &admin_narrow,
             ))
             .await,
-        Code::NotFound,
+        // Without a `tokens` grant it may not read tokens at all.
+        Code::PermissionDenied,
     );
     expect_code(
         create(

@@ -335,29 +335,30 @@ async fn a_token_authenticates_until_it_expires_or_is_deleted(backend: Backend) 
         })
         .await
         .expect("create");
-    let list = v1::ListTokensRequest::default;
+    // A token with no `tokens` grant may still read itself: what proves it
+    // authenticates.
+    let own = || v1::GetTokenRequest {
+        token: by_id("self"),
+    };
 
     issuer
         .tokens()
-        .list_tokens(bearer(list(), &created.secret))
+        .get_token(bearer(own(), &created.secret))
         .await
         .expect("Bearer");
     let fme = format!("fmetoken token={}", created.secret);
     issuer
         .tokens()
-        .list_tokens(with_authorization(list(), &fme))
+        .get_token(with_authorization(own(), &fme))
         .await
         .expect("fmetoken");
     let tampered = format!("{}x", created.secret);
     expect_code(
-        issuer.tokens().list_tokens(bearer(list(), &tampered)).await,
+        issuer.tokens().get_token(bearer(own(), &tampered)).await,
         Code::Unauthenticated,
     );
     expect_code(
-        issuer
-            .tokens()
-            .list_tokens(bearer(list(), "not-a-jwt"))
-            .await,
+        issuer.tokens().get_token(bearer(own(), "not-a-jwt")).await,
         Code::Unauthenticated,
     );
 
@@ -366,7 +367,7 @@ async fn a_token_authenticates_until_it_expires_or_is_deleted(backend: Backend) 
     let status = expect_code(
         issuer
             .tokens()
-            .list_tokens(bearer(list(), &created.secret))
+            .get_token(bearer(own(), &created.secret))
             .await,
         Code::Unauthenticated,
     );
@@ -385,7 +386,7 @@ async fn a_token_authenticates_until_it_expires_or_is_deleted(backend: Backend) 
     let status = expect_code(
         issuer
             .tokens()
-            .list_tokens(bearer(list(), &created.secret))
+            .get_token(bearer(own(), &created.secret))
             .await,
         Code::Unauthenticated,
     );
@@ -420,7 +421,7 @@ async fn other_users_tokens_are_not_found_and_grants_are_capped(backend: Backend
         &issuer,
         "bob",
         "bob-password-long",
-        &[("repositories", &["read", "run"])],
+        &[("repositories", &["read", "run"]), ("tokens", &["create"])],
     )
     .await;
 
@@ -482,11 +483,15 @@ async fn other_users_tokens_are_not_found_and_grants_are_capped(backend: Backend
         status.message().contains("repositories:write"),
         "{status:?}"
     );
-    // …and a narrow token of his cannot mint a wider one.
+    // …and a narrow token of his, even one that may create tokens, cannot
+    // mint a wider one.
     let narrow = issuer
         .tokens()
         .create_token(as_bob(v1::CreateTokenRequest {
-            permissions: vec![grant("repositories/Samples", &["read"])],
+            permissions: vec![
+                grant("repositories/Samples", &["read"]),
+                grant("tokens", &["create"]),
+            ],
             ..named("narrow")
         }))
         .await
@@ -517,7 +522,10 @@ async fn other_users_tokens_are_not_found_and_grants_are_capped(backend: Backend
         .into_inner();
     assert_eq!(
         snapshot.token.expect("metadata").permissions,
-        vec![grant("repositories/Samples", &["read"])]
+        vec![
+            grant("repositories/Samples", &["read"]),
+            grant("tokens", &["create"])
+        ]
     );
 
     // The administrator sees everyone's tokens.

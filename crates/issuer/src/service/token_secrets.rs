@@ -3,7 +3,7 @@
 //! token, the way to widen it or re-activate it once expired).
 
 use super::token_grants;
-use super::token_select::{self, ceiling_for, is_session, require_enabled_owner, resolve};
+use super::token_select::{self, Use, ceiling_for, is_session, require_enabled_owner, resolve};
 use crate::auth::Caller;
 use crate::convert;
 use crate::error::IssuerError;
@@ -43,7 +43,8 @@ pub(crate) async fn duplicate(
     validate::description(&mut v, "description", &body.description);
     v.finish()?;
     let store = shared.store()?;
-    let (source, owner) = resolve(store, caller, body.source.as_ref(), "source").await?;
+    let (source, owner) = resolve(store, caller, body.source.as_ref(), "source", Use::Read).await?;
+    token_select::require_use(caller, Use::Create, None)?;
     if is_session(&source) {
         return Err(IssuerError::FailedPrecondition(
             "session tokens cannot be duplicated: duplicate an API token, or create one with \
@@ -171,7 +172,7 @@ pub(crate) async fn rotate(
     let now = shared.now();
     let wanted = wanted(shared, &body, now)?;
     let store = shared.store()?;
-    let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
+    let (row, owner) = resolve(store, caller, body.token.as_ref(), "token", Use::Rotate).await?;
     if is_session(&row) {
         return Err(IssuerError::FailedPrecondition(
             "session tokens cannot be rotated: log in again, or extend a web session with \
@@ -180,14 +181,19 @@ pub(crate) async fn rotate(
         ));
     }
     require_enabled_owner(&owner)?;
-    // A token rotating itself stays within its own grants (its ceiling as
-    // a caller), so it can renew but never widen itself.
     let ceiling = ceiling_for(caller, &owner)?;
-    let by_itself = if token_select::is_self(caller, &row) {
-        "; by the token itself"
+    let on_self = token_select::is_self(caller, &row);
+    // An "all permissions" token renewed takes a fresh snapshot of its
+    // owner's grants, except when it renews itself: then it keeps what it
+    // holds (its ceiling as a caller), so it can renew but never widen
+    // itself. Either way the caller must cover what the token will hold:
+    // a rotation never narrows a token as a side effect of who asked.
+    let snapshot = if on_self {
+        ceiling.clone()
     } else {
-        ""
+        crate::auth::user_grants(&owner)?
     };
+    let by_itself = if on_self { "; by the token itself" } else { "" };
     let signer = shared.signer(store, now).await?;
     // The version this request saw: a rotation that committed since wins,
     // and this one is refused (compare-and-swap) rather than stacked on it.
@@ -207,13 +213,18 @@ pub(crate) async fn rotate(
             } else if !wanted.grants.is_empty() {
                 (false, [held, wanted.grants.clone()].concat())
             } else if row.all_permissions {
-                (true, ceiling.clone())
+                (true, snapshot.clone())
             } else {
                 (false, held)
             };
             grants.sort();
             grants.dedup();
-            token_grants::within(&ceiling, &grants, "its owner or you hold")?;
+            token_grants::within(
+                &ceiling,
+                &grants,
+                "its owner or you hold (a rotation keeps the token's grants unless the \
+                 request names new ones; rotate it as a caller that holds them)",
+            )?;
             // A fresh "all permissions" snapshot is taken as the owner's
             // grants are; named grants must bring their dependencies.
             let (grants, added) = if all_permissions {

@@ -63,6 +63,81 @@ pub(crate) fn manages_tokens(caller: &Caller) -> Result<bool, IssuerError> {
     caller.may("tokens", "manage")
 }
 
+/// What a call does with the tokens it names, as far as a call made with
+/// an API token is concerned: passwords and sessions act for their user,
+/// who manages their own tokens, but an API token acts within its grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// GetToken, ListTokens: the grant `tokens: read`, or the token itself.
+    Read,
+    /// CreateToken, DuplicateToken: `tokens: create` (and `read` to copy
+    /// another token).
+    Create,
+    /// RotateToken: `tokens: write`, or the token itself.
+    Rotate,
+    /// UpdateToken, EnableToken, DisableToken, DeleteToken: `tokens: write`.
+    Change,
+}
+
+impl Use {
+    fn action(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Create => "create",
+            Self::Rotate | Self::Change => "write",
+        }
+    }
+
+    fn doing(self) -> &'static str {
+        match self {
+            Self::Read => "read other tokens",
+            Self::Create => "create tokens",
+            Self::Rotate => "rotate other tokens",
+            Self::Change => "change or delete tokens",
+        }
+    }
+
+    /// Whether the token a call is made with may do this to itself
+    /// without a `tokens` grant: read itself and renew its own secret.
+    fn allowed_on_self(self) -> bool {
+        matches!(self, Self::Read | Self::Rotate)
+    }
+}
+
+/// The API token the call is made with, if it was one (not a session).
+fn calling_api_token(caller: &Caller) -> Option<&token::Model> {
+    caller.token.as_ref().filter(|t| !is_session(t))
+}
+
+/// Whether the caller holds what `use_` takes of a token caller.
+/// `tokens: manage` covers every use: whoever may manage other users'
+/// tokens may manage their own.
+fn holds_use(caller: &Caller, use_: Use) -> Result<bool, IssuerError> {
+    Ok(calling_api_token(caller).is_none()
+        || caller.may("tokens", use_.action())?
+        || manages_tokens(caller)?)
+}
+
+/// Refuses a call made with an API token that `use_` needs a `tokens`
+/// grant for, when the token does not hold it. `target` is the token
+/// the call names, when it names one.
+pub(crate) fn require_use(
+    caller: &Caller,
+    use_: Use,
+    target: Option<&token::Model>,
+) -> Result<(), IssuerError> {
+    let on_self = target.is_some_and(|row| is_self(caller, row));
+    if (on_self && use_.allowed_on_self()) || holds_use(caller, use_)? {
+        return Ok(());
+    }
+    Err(IssuerError::PermissionDenied(format!(
+        "an API token may only read and rotate itself unless it holds a `tokens` grant: to {} \
+         it needs `tokens: {}`; call with a password, a session, or a token that holds it",
+        use_.doing(),
+        use_.action()
+    )))
+}
+
 /// Refuses to issue a secret for a disabled owner: the verifiers know a
 /// disabled user only by the revocation of the tokens issued until then, so
 /// a secret issued later would pass them.
@@ -101,10 +176,28 @@ pub(crate) fn target(caller: &Caller, selector: Option<&v1::TokenSelector>) -> S
     }
 }
 
-/// Finds the token a selector names, as the caller may see it. Someone
-/// else's token is visible only with `tokens: manage`; to any other caller
-/// it is "not found", so its existence is not revealed.
+/// Finds the token a selector names, as the caller may see it and use it
+/// for `use_`. Someone else's token is visible only with `tokens: manage`;
+/// to any other caller it is "not found", so its existence is not revealed.
+/// An API token without the `tokens` grant `use_` takes is refused whether
+/// or not the token it names exists, for the same reason.
 pub(crate) async fn resolve(
+    store: &Store,
+    caller: &Caller,
+    selector: Option<&v1::TokenSelector>,
+    field: &str,
+    use_: Use,
+) -> Result<(token::Model, user::Model), IssuerError> {
+    let found = find(store, caller, selector, field).await;
+    match &found {
+        Ok((row, _)) => require_use(caller, use_, Some(row))?,
+        Err(IssuerError::NotFound(_)) => require_use(caller, use_, None)?,
+        Err(_) => {}
+    }
+    found
+}
+
+async fn find(
     store: &Store,
     caller: &Caller,
     selector: Option<&v1::TokenSelector>,
@@ -117,16 +210,20 @@ pub(crate) async fn resolve(
         ));
     };
     let row = if sel.id == SELF {
-        let own = caller
-            .token
-            .as_ref()
-            .filter(|t| !is_session(t))
-            .ok_or_else(|| {
-                IssuerError::invalid(
-                    field,
-                    "`self` names the API token the call is made with: call with that token",
-                )
-            })?;
+        let own = calling_api_token(caller).ok_or_else(|| {
+            let made_with = if caller.session().is_some() {
+                "a session token"
+            } else {
+                "a password"
+            };
+            IssuerError::invalid(
+                field,
+                format!(
+                    "`self` names the API token a call is made with, and this call was made \
+                     with {made_with}: name the token by id, or by name"
+                ),
+            )
+        })?;
         store.token_by_id(&own.id).await?
     } else if !sel.id.is_empty() {
         store.token_by_id(&sel.id).await?

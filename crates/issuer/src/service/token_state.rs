@@ -3,7 +3,7 @@
 //! in the same transaction, which is how the verifiers learn of it; a change
 //! that would widen the secret is refused in favour of `RotateToken`.
 
-use super::token_select::{self, excess, is_session, resolve};
+use super::token_select::{self, Use, excess, is_session, resolve};
 use crate::auth::Caller;
 use crate::error::IssuerError;
 use crate::state::Shared;
@@ -72,7 +72,7 @@ pub(crate) async fn set_enabled(
     enabled: bool,
 ) -> Result<v1::Token, IssuerError> {
     let store = shared.store()?;
-    let (row, owner) = resolve(store, caller, selector, "token").await?;
+    let (row, owner) = resolve(store, caller, selector, "token", Use::Change).await?;
     let now = shared.now();
     let action = if enabled {
         "token.enable"
@@ -314,7 +314,7 @@ pub(crate) async fn update(
     let now = shared.now();
     let wanted = wanted(&shared.catalog, &body, now)?;
     let store = shared.store()?;
-    let (row, owner) = resolve(store, caller, body.target.as_ref(), "target").await?;
+    let (row, owner) = resolve(store, caller, body.target.as_ref(), "target", Use::Change).await?;
     let (row, ()) = store
         .change_token(&row.id, now, |row| {
             Ok((decide(&shared.catalog, caller, &wanted, row, now)?, ()))

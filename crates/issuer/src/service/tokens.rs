@@ -4,7 +4,7 @@
 
 use super::token_grants;
 use super::token_secrets;
-use super::token_select::{self, resolve};
+use super::token_select::{self, Use, resolve};
 use super::token_state;
 use crate::audited;
 use crate::auth::{self, Caller};
@@ -47,6 +47,7 @@ impl Tokens {
         v.finish()?;
         let expire_time = expire_time.unwrap_or(now);
 
+        token_select::require_use(caller, Use::Create, None)?;
         let ceiling = caller.ceiling()?;
         // "All permissions" is a snapshot of what the creator holds, taken
         // as it is: dependencies are checked on the grants a request names.
@@ -102,7 +103,7 @@ impl Tokens {
     ) -> Result<v1::Token, IssuerError> {
         let shared = &self.0;
         let store = shared.store()?;
-        let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
+        let (row, owner) = resolve(store, caller, body.token.as_ref(), "token", Use::Read).await?;
         let now = shared.now();
         // A job reading its own record is audited, like its rotations: an
         // unattended credential's every move on itself is on record.
@@ -120,6 +121,7 @@ impl Tokens {
         body: v1::ListTokensRequest,
     ) -> Result<v1::ListTokensResponse, IssuerError> {
         let shared = &self.0;
+        token_select::require_use(caller, Use::Read, None)?;
         let store = shared.store()?;
         let mut v = Violations::default();
         let limit = validate::page_size(&mut v, body.page_size);
@@ -251,7 +253,8 @@ impl Tokens {
     ) -> Result<v1::DeleteTokenResponse, IssuerError> {
         let shared = &self.0;
         let store = shared.store()?;
-        let (row, owner) = resolve(store, caller, body.token.as_ref(), "token").await?;
+        let (row, owner) =
+            resolve(store, caller, body.token.as_ref(), "token", Use::Change).await?;
         let now = shared.now();
         let revocation = NewRevocation::token(
             EventKind::RevokeToken,
