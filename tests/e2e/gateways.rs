@@ -38,6 +38,11 @@ resource = "repositories/{name}"
 action = "write"
 
 [[route]]
+path = "/jobs/*/status"
+resource = "jobs"
+action = "read"
+
+[[route]]
 path = "/whoami"
 "#;
 
@@ -642,16 +647,9 @@ async fn route_rules_decide_for_both_fronts() {
             &good,
             &[],
             400,
-            "BAD_REQUEST",
+            "BAD_PATH",
         ),
-        (
-            "GET",
-            "/repositories/../jobs",
-            &good,
-            &[],
-            400,
-            "BAD_REQUEST",
-        ),
+        ("GET", "/repositories/../jobs", &good, &[], 400, "BAD_PATH"),
         ("GET", &query_path, "", &[], 200, "OK"),
     ];
     for (method, path, credential, extensions, status, reason) in cases {
@@ -837,6 +835,282 @@ async fn a_stale_view_is_503_on_both_fronts() {
     let proxied: Reply = http::get(at, "/auth", &token).await;
     assert_eq!(proxied.status, 503);
     assert_eq!(proxied.header("retry-after"), "1");
+    assert_eq!(proxied.header("cache-control"), "no-store");
+}
+
+/// Paths an application could read as another path than the one the
+/// rules matched, one for each way (an encoded `/` under `**`, `{x}` and
+/// `*`; empty segments wherever they are; a `\`, an encoded dot segment, an
+/// encoded NUL): the token holds everything those rules would ask, yet
+/// both fronts refuse each with 400 `BAD_PATH`, the same answer, with or
+/// without rules, before any token is looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_outside_the_normal_form_are_400_on_both_fronts() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let rules = rules_file();
+    let ruled = gateway_beside(&issuer, |c| c.route_rules = Some(rules.clone())).await;
+    let unruled = gateway_beside(&issuer, |_| {}).await;
+    let session = admin_session(&issuer).await;
+    let (_, secret) = api_token(
+        &issuer,
+        &session,
+        "narrow",
+        3_600,
+        vec![
+            grant("repositories/Samples", &["read"]),
+            grant("jobs", &["read"]),
+        ],
+    )
+    .await;
+    let good = format!("Bearer {secret}");
+    // Each would be allowed if its route matched it: the refusal is the
+    // path's doing, not the token's.
+    for fits in [
+        "/repositories/Samples/a",
+        "/repositories/Samples/x",
+        "/jobs/a/status",
+    ] {
+        let envoy = check(
+            &ruled,
+            envoy_check("GET", fits, &[("authorization", &good)], &[]),
+        )
+        .await;
+        assert_eq!(envoy.status, 200, "{fits}: {envoy:?}");
+    }
+    let read = [("resource", "repositories/Samples"), ("action", "read")];
+    for path in [
+        "/repositories/Samples/a%2F..%2F..%2Fadmin",
+        "/repositories/Samples/a%2f..%2f..%2fadmin",
+        "/repositories/a%2F..%2FSamples/x",
+        "/jobs/a%2Fb/status",
+        "/repositories//x",
+        "/repositories/Samples//x",
+        "/repositories/Samples/",
+        "/repositories/Samples/a%5C..%5Cadmin",
+        "/repositories/Samples/%2E%2E/x",
+        "/repositories/Samples/a%00b",
+    ] {
+        for (front, verifier, extensions) in [
+            ("rules", &ruled, &[][..]),
+            ("Envoy's own question", &unruled, &read[..]),
+        ] {
+            let envoy = check(
+                verifier,
+                envoy_check("GET", path, &[("authorization", &good)], extensions),
+            )
+            .await;
+            assert_eq!(
+                (envoy.code, envoy.status, envoy.reason.as_str()),
+                (3, 400, "BAD_PATH"),
+                "ext_authz, {front}, {path}: {envoy:?}"
+            );
+            assert_eq!(envoy.headers["x-tessera-reason"], "BAD_PATH");
+            assert_eq!(envoy.headers["cache-control"], "no-store");
+            assert_eq!(envoy.headers["content-type"], "application/json");
+            assert_eq!(envoy.json()["reason"], "BAD_PATH");
+            assert!(!envoy.headers.contains_key("www-authenticate"));
+        }
+        let at = ruled.forward_auth.expect("forward auth");
+        for uri in ["X-Forwarded-Uri", "X-Original-URI"] {
+            let proxied = http::get(
+                at,
+                "/auth",
+                &[
+                    ("X-Forwarded-Method", "GET"),
+                    (uri, path),
+                    ("Authorization", &good),
+                ],
+            )
+            .await;
+            assert_eq!(
+                (proxied.status, proxied.header("x-tessera-reason")),
+                (400, "BAD_PATH"),
+                "forward auth, {uri}: {path}: {proxied:?}"
+            );
+            assert_eq!(proxied.header("cache-control"), "no-store");
+            assert_eq!(proxied.json()["reason"], "BAD_PATH");
+            assert!(proxied.header("x-tessera-token-id").is_empty());
+        }
+    }
+    let _ = std::fs::remove_file(rules);
+    issuer.stop().await;
+}
+
+/// With `--fmetoken-query`, a public route's allowed answer takes the
+/// parameter out of the upstream request, as every other allowed answer
+/// does: it is a credential in a URL, whether or not it was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_route_drops_the_query_credential_upstream() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let rules = rules_file();
+    let verifier = gateway_beside(&issuer, |c| {
+        c.route_rules = Some(rules.clone());
+        c.fmetoken_query = true;
+    })
+    .await;
+    let session = admin_session(&issuer).await;
+    let (_, secret) = api_token(&issuer, &session, "in-a-url", 3_600, vec![]).await;
+
+    let public = check(
+        &verifier,
+        envoy_check("GET", &format!("/healthz?fmetoken={secret}"), &[], &[]),
+    )
+    .await;
+    assert_eq!(
+        (public.code, public.status, public.reason.as_str()),
+        (0, 200, "PUBLIC"),
+        "{public:?}"
+    );
+    assert_eq!(public.query_removed, ["fmetoken"], "{public:?}");
+    assert!(public.headers.is_empty(), "{public:?}");
+    // Not even a token: still a credential-shaped thing in a URL.
+    let junk = check(
+        &verifier,
+        envoy_check("GET", "/healthz?a=1&fmetoken=%zz", &[], &[]),
+    )
+    .await;
+    assert_eq!(junk.query_removed, ["fmetoken"], "{junk:?}");
+    let whoami = check(
+        &verifier,
+        envoy_check("GET", &format!("/whoami?fmetoken={secret}"), &[], &[]),
+    )
+    .await;
+    assert_eq!(
+        (whoami.status, whoami.query_removed.as_slice()),
+        (200, ["fmetoken".to_owned()].as_slice()),
+        "{whoami:?}"
+    );
+    // Nothing to take out: the upstream path is left alone.
+    let plain = check(&verifier, envoy_check("GET", "/healthz?a=1", &[], &[])).await;
+    assert!(plain.query_removed.is_empty(), "{plain:?}");
+    let _ = std::fs::remove_file(rules);
+    issuer.stop().await;
+}
+
+/// Only an allowed answer may be kept. With a sync interval of a second an
+/// allowed answer says `private, max-age=1`, but every refusal, those a
+/// later change lifts (PERMISSION_DENIED, DISABLED) and those made before
+/// a token check (no credential, NO_ROUTE, BAD_PATH), says `no-store` on
+/// both fronts, so a token enabled again passes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_no_store_so_an_enabled_token_passes_at_once() {
+    let issuer = Harness::start(Backend::Sqlite).await;
+    let rules = rules_file();
+    let verifier = gateway_beside(&issuer, |c| {
+        c.route_rules = Some(rules.clone());
+        c.sync_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let at = verifier.forward_auth.expect("forward auth");
+    let session = admin_session(&issuer).await;
+    let (token, secret) = api_token(
+        &issuer,
+        &session,
+        "kept",
+        3_600,
+        vec![grant("repositories/Samples", &["read"])],
+    )
+    .await;
+    let good = format!("Bearer {secret}");
+    let ask = |method: &'static str, path: &'static str, credential: bool| {
+        let verifier = &verifier;
+        let good = good.clone();
+        async move {
+            let mut headers = vec![];
+            if credential {
+                headers.push(("authorization", good.as_str()));
+            }
+            let envoy = check(verifier, envoy_check(method, path, &headers, &[])).await;
+            let mut forwarded = vec![("X-Forwarded-Method", method), ("X-Forwarded-Uri", path)];
+            if credential {
+                forwarded.push(("Authorization", good.as_str()));
+            }
+            let proxied = http::get(at, "/auth", &forwarded).await;
+            (envoy, proxied)
+        }
+    };
+    let refused = |what: &str, envoy: &Checked, proxied: &Reply, status: u16, reason: &str| {
+        assert_eq!(
+            (envoy.status, envoy.reason.as_str()),
+            (status, reason),
+            "ext_authz, {what}: {envoy:?}"
+        );
+        assert_eq!(
+            envoy.headers["cache-control"], "no-store",
+            "ext_authz, {what}: {envoy:?}"
+        );
+        assert_eq!(envoy.max_age, 0.0, "ext_authz, {what}: {envoy:?}");
+        assert_eq!(
+            (proxied.status, proxied.header("x-tessera-reason")),
+            (status, reason),
+            "forward auth, {what}: {proxied:?}"
+        );
+        assert_eq!(
+            proxied.header("cache-control"),
+            "no-store",
+            "forward auth, {what}: {proxied:?}"
+        );
+    };
+    let allowed = |what: &str, envoy: &Checked, proxied: &Reply| {
+        assert_eq!(envoy.status, 200, "ext_authz, {what}: {envoy:?}");
+        assert_eq!(envoy.max_age, 1.0, "ext_authz, {what}: {envoy:?}");
+        assert_eq!(proxied.status, 200, "forward auth, {what}: {proxied:?}");
+        assert_eq!(
+            proxied.header("cache-control"),
+            "private, max-age=1",
+            "forward auth, {what}: {proxied:?}"
+        );
+    };
+    let read = "/repositories/Samples/x";
+
+    let (envoy, proxied) = ask("GET", read, true).await;
+    allowed("a valid token", &envoy, &proxied);
+    let (envoy, proxied) = ask("POST", "/repositories/Samples/items/a", true).await;
+    refused(
+        "without the action",
+        &envoy,
+        &proxied,
+        403,
+        "PERMISSION_DENIED",
+    );
+    let (envoy, proxied) = ask("GET", read, false).await;
+    refused("no credential", &envoy, &proxied, 401, "MALFORMED");
+    let (envoy, proxied) = ask("GET", "/jobs/J1", true).await;
+    refused("no route", &envoy, &proxied, 403, "NO_ROUTE");
+    let (envoy, proxied) = ask("GET", "/repositories/Samples//x", true).await;
+    refused("a bad path", &envoy, &proxied, 400, "BAD_PATH");
+
+    issuer
+        .tokens()
+        .disable_token(bearer(
+            v1::DisableTokenRequest {
+                token: by_id(&token.id),
+            },
+            &session,
+        ))
+        .await
+        .expect("disable");
+    verifier
+        .wait_for_reason(&secret, VerifyReason::Disabled)
+        .await;
+    let (envoy, proxied) = ask("GET", read, true).await;
+    refused("a disabled token", &envoy, &proxied, 401, "DISABLED");
+
+    issuer
+        .tokens()
+        .enable_token(bearer(
+            v1::EnableTokenRequest {
+                token: by_id(&token.id),
+            },
+            &session,
+        ))
+        .await
+        .expect("enable");
+    verifier.wait_for_reason(&secret, VerifyReason::Ok).await;
+    let (envoy, proxied) = ask("GET", read, true).await;
+    allowed("enabled again", &envoy, &proxied);
+    let _ = std::fs::remove_file(rules);
+    issuer.stop().await;
 }
 
 /// A rules file with a mistake stops the verifier at start, naming the

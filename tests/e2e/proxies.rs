@@ -6,8 +6,10 @@
 //! Through either proxy, with the verifier's route rules deciding: no token
 //! is 401 with a challenge, a missing permission 403, a valid token reaches
 //! the upstream with its identity and without its credential (and a
-//! client's made-up identity never does), and a token disabled through the
-//! issuer is refused within a second.
+//! client's made-up identity never does), a path outside the verifier's
+//! normal form (an encoded `/`, an empty segment), which both proxies pass
+//! on raw, never reaches it, refusals reach the client as `no-store`, and a
+//! token disabled through the issuer is refused within a second.
 
 use crate::gateways::{gateway_beside, rules_file};
 use crate::support::http;
@@ -92,13 +94,22 @@ async fn wait_listening(addr: SocketAddr, what: &str, log: &std::path::Path) {
     }
 }
 
+/// How a proxy hands the verifier's refusals to the client.
+struct Relays {
+    name: &'static str,
+    /// The status a verifier's 400 reaches the client as: nginx's
+    /// `auth_request` turns everything but 401 and 403 into 500.
+    bad_request: u16,
+}
+
 /// The same requests through whichever proxy listens on `proxy`.
 async fn through(
     proxy: SocketAddr,
     issuer: &Harness,
     mut seen: mpsc::UnboundedReceiver<Seen>,
-    name: &str,
+    relays: Relays,
 ) {
+    let name = relays.name;
     let session = admin_session(issuer).await;
     let (reader, reader_secret) = api_token(
         issuer,
@@ -131,6 +142,13 @@ async fn through(
         denied.status, 403,
         "{name}: without repositories/Samples:read"
     );
+    for refused in [&none, &denied] {
+        assert_eq!(
+            refused.header("cache-control"),
+            "no-store",
+            "{name}: a refusal is not kept: {refused:?}"
+        );
+    }
 
     let good = format!("Bearer {reader_secret}");
     let ok = http::get(
@@ -156,6 +174,42 @@ async fn through(
         "{name}: no made-up identity: {upstream:?}"
     );
 
+    // Both proxies pass these on raw, so the application would get them;
+    // the token holds all that the routes they would match ask.
+    let (_, wide_secret) = api_token(
+        issuer,
+        &session,
+        "wide",
+        3_600,
+        vec![
+            grant("repositories/Samples", &["read"]),
+            grant("jobs", &["read"]),
+        ],
+    )
+    .await;
+    let wide = format!("Bearer {wide_secret}");
+    let fits = http::get(proxy, "/jobs/a/status", &[("Authorization", &wide)]).await;
+    assert_eq!(fits.status, 200, "{name}: a plain * segment: {fits:?}");
+    let _ = seen.recv().await.expect("the upstream was reached");
+    for path in [
+        "/repositories/Samples/a%2F..%2F..%2Fadmin",
+        "/jobs/a%2Fb/status",
+        "/repositories/Samples//x",
+        "/repositories//x",
+    ] {
+        let bad = http::get(proxy, path, &[("Authorization", &wide)]).await;
+        assert_eq!(
+            (bad.status, bad.header("x-tessera-reason")),
+            (relays.bad_request, "BAD_PATH"),
+            "{name}: {path}: {bad:?}"
+        );
+        assert_eq!(bad.header("cache-control"), "no-store", "{name}: {path}");
+        assert!(
+            seen.try_recv().is_err(),
+            "{name}: {path} never reached the upstream"
+        );
+    }
+
     issuer
         .tokens()
         .disable_token(bearer(
@@ -170,6 +224,7 @@ async fn through(
     loop {
         let answer = http::get(proxy, path, &[("Authorization", &good)]).await;
         if answer.status == 401 {
+            assert_eq!(answer.header("cache-control"), "no-store", "{name}");
             break;
         }
         assert_eq!(answer.status, 200, "{name}: {answer:?}");
@@ -219,6 +274,10 @@ async fn nginx_auth_request_lets_through_only_what_verify_allows() {
            proxy_set_header X-Tessera-Owner-Id $owner;\n\
            proxy_set_header X-Tessera-Token-Id $token;\n\
            proxy_set_header Authorization \"\";\n\
+           auth_request_set $reason $upstream_http_x_tessera_reason;\n\
+           auth_request_set $cache $upstream_http_cache_control;\n\
+           add_header X-Tessera-Reason $reason always;\n\
+           add_header Cache-Control $cache always;\n\
            location / {{ proxy_pass http://{upstream_addr}; }}\n\
            location = /_tessera {{\n   internal;\n   proxy_pass http://{auth}/auth;\n\
              proxy_pass_request_body off;\n   proxy_set_header Content-Length \"\";\n\
@@ -240,7 +299,16 @@ async fn nginx_auth_request_lets_through_only_what_verify_allows() {
         .expect("nginx starts");
     wait_listening(port, "nginx", &dir.join("error.log")).await;
 
-    through(port, &issuer, seen, "nginx").await;
+    through(
+        port,
+        &issuer,
+        seen,
+        Relays {
+            name: "nginx",
+            bad_request: 500,
+        },
+    )
+    .await;
 
     let _ = nginx.start_kill();
     let _ = nginx.wait().await;
@@ -301,7 +369,16 @@ async fn caddy_forward_auth_lets_through_only_what_verify_allows() {
         .expect("caddy starts");
     wait_listening(port, "caddy", &log).await;
 
-    through(port, &issuer, seen, "caddy").await;
+    through(
+        port,
+        &issuer,
+        seen,
+        Relays {
+            name: "caddy",
+            bad_request: 400,
+        },
+    )
+    .await;
 
     let _ = caddy.start_kill();
     let _ = caddy.wait().await;

@@ -11,14 +11,18 @@
 //!   and `-expire-time` set on the upstream request (overwriting anything
 //!   the client sent; removed on public routes), `authorization` removed
 //!   when `--strip-credential` is on, the `fmetoken` parameter removed
-//!   whenever it is read (`--fmetoken-query`);
+//!   whenever it is there and reading it is on (`--fmetoken-query`),
+//!   public routes included;
 //! - refused: a denied response with the HTTP status, `WWW-Authenticate`
-//!   on 401 and on a 403 for a missing grant, `Retry-After` on 503, `Cache-Control`, `x-tessera-reason` and
-//!   a small JSON body; `status` is UNAUTHENTICATED, PERMISSION_DENIED,
-//!   UNAVAILABLE or INVALID_ARGUMENT accordingly.
+//!   on 401 and on a 403 for a missing grant, `Retry-After` on 503,
+//!   `Cache-Control: no-store`, `x-tessera-reason` and a small JSON body;
+//!   `status` is UNAUTHENTICATED, PERMISSION_DENIED, UNAVAILABLE or
+//!   INVALID_ARGUMENT (400: a bad question, or a path outside the normal
+//!   form) accordingly.
 //!
-//! Both carry `dynamic_metadata` with `reason` and `cache_max_age_seconds`
-//! for Envoy's access logs and later filters.
+//! Refusals, and allowed answers a proxy may keep, carry `dynamic_metadata`
+//! with `reason` and `cache_max_age_seconds` for Envoy's access logs and
+//! later filters.
 
 use super::{Answer, Ask, Front, Gateway, QUERY_TOKEN};
 use crate::service::Shared;
@@ -155,7 +159,7 @@ fn metadata(answer: &Answer) -> Struct {
             ),
             (
                 "cache_max_age_seconds".to_owned(),
-                value(Kind::NumberValue(answer.max_age_secs as f64)),
+                value(Kind::NumberValue(answer.keep_secs() as f64)),
             ),
         ]),
     }
@@ -224,7 +228,7 @@ pub fn respond(answer: &Answer, strip_credential: bool) -> CheckResponse {
     // default: a sub-second sync interval), which keeps it under h2's
     // 256-byte chaining threshold: a larger DATA frame is written on its
     // own, one system call per answer, and halves Check's throughput.
-    let dynamic_metadata = (!answer.allowed() || answer.max_age_secs > 0).then(|| metadata(answer));
+    let dynamic_metadata = (!answer.allowed() || answer.keep_secs() > 0).then(|| metadata(answer));
     CheckResponse {
         status,
         http_response: Some(http_response),
@@ -276,5 +280,52 @@ mod tests {
             kept.dynamic_metadata.is_some(),
             "a bound worth saying is said"
         );
+    }
+
+    /// What a CheckResponse says is the Answer's: a refusal is never kept,
+    /// whatever bound it carries, and a public answer drops the query
+    /// credential as any allowed one does.
+    #[test]
+    fn refusals_are_no_store_and_public_answers_drop_the_query_credential() {
+        let refused = respond(
+            &Answer {
+                max_age_secs: 5,
+                ..Answer::plain(401, "DISABLED", "token is disabled")
+            },
+            false,
+        );
+        let Some(HttpResponse::DeniedResponse(denied)) = &refused.http_response else {
+            panic!("a denied response: {refused:?}");
+        };
+        let header = |key: &str| {
+            denied
+                .headers
+                .iter()
+                .filter_map(|h| h.header.as_ref())
+                .find(|h| h.key == key)
+                .map(|h| h.value.as_str())
+        };
+        assert_eq!(header("cache-control"), Some("no-store"));
+        assert_eq!(header("x-tessera-reason"), Some("DISABLED"));
+        let kept = refused
+            .dynamic_metadata
+            .as_ref()
+            .and_then(|m| m.fields.get("cache_max_age_seconds"))
+            .and_then(|v| v.kind.clone());
+        assert_eq!(kept, Some(Kind::NumberValue(0.0)));
+
+        let public = respond(
+            &Answer {
+                query_token: true,
+                ..Answer::plain(200, "PUBLIC", "a public route")
+            },
+            false,
+        );
+        let Some(HttpResponse::OkResponse(ok)) = &public.http_response else {
+            panic!("an OK response: {public:?}");
+        };
+        assert_eq!(ok.query_parameters_to_remove, [QUERY_TOKEN]);
+        assert!(ok.headers.is_empty());
+        assert_eq!(ok.headers_to_remove, IDENTITY_HEADERS);
     }
 }

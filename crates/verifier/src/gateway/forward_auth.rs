@@ -14,13 +14,16 @@
 //!   one, the rules decide, whatever a client slipped into these).
 //!
 //! Where both forms of the method or URI header are there and disagree, the
-//! request is refused (400): one of them came from the client.
+//! request is refused (400): one of them came from the client. The URI is
+//! held to the same normal form as ext_authz's path (400 `BAD_PATH`).
 //!
 //! The answer is the status (200, 400, 401, 403, 503; never 202, which
 //! Envoy's HTTP mode would take as a refusal), `X-Tessera-Reason`,
-//! `Cache-Control`, the identity headers on 200, `WWW-Authenticate` on 401
-//! and on a 403 for a missing grant,
-//! `Retry-After` on 503, and a small JSON body.
+//! `Cache-Control` (`no-store` on every refusal), the identity headers on
+//! 200, `WWW-Authenticate` on 401 and on a 403 for a missing grant,
+//! `Retry-After` on 503, and a small JSON body. Unlike ext_authz it cannot
+//! take a `fmetoken` parameter out of the request the application gets:
+//! the proxy sends the URL on unchanged.
 
 use super::{Answer, Ask, Front, Gateway};
 use axum::extract::ConnectInfo;
@@ -59,25 +62,55 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .trim()
 }
 
-/// The value of whichever of two headers naming the same thing is there.
-/// Each proxy sets one and may pass a client's copy of the other through,
-/// so two that disagree are refused rather than guessed between.
-fn either<'a>(headers: &'a HeaderMap, first: &str, second: &str) -> Result<&'a str, String> {
-    match (header(headers, first), header(headers, second)) {
+/// A URI header as UTF-8, read from its bytes: nginx passes a client's raw
+/// non-ASCII path on, and it must reach the normal form as Envoy's `:path`
+/// does rather than read as no path at all.
+fn uri_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Refused> {
+    match headers.get(name) {
+        None => Ok(""),
+        Some(value) => std::str::from_utf8(value.as_bytes())
+            .map(str::trim)
+            .map_err(|_| ("BAD_PATH", format!("{name} is not UTF-8"))),
+    }
+}
+
+/// A 400's reason and message.
+type Refused = (&'static str, String);
+
+/// Whichever of two values naming the same thing is there. Each proxy sets
+/// one header and may pass a client's copy of the other through, so two
+/// that disagree are refused rather than guessed between.
+fn either<'a>(first: (&str, &'a str), second: (&str, &'a str)) -> Result<&'a str, Refused> {
+    match (first.1, second.1) {
         (a, b) if a.is_empty() || b.is_empty() || a == b => Ok(if a.is_empty() { b } else { a }),
-        _ => Err(format!(
-            "{first} and {second} disagree: the proxy must set one and remove the other"
+        _ => Err((
+            "BAD_REQUEST",
+            format!(
+                "{} and {} disagree: the proxy must set one and remove the other",
+                first.0, second.0
+            ),
         )),
     }
 }
 
+/// The original method and path, from whichever headers the proxy set.
+fn original(headers: &HeaderMap) -> Result<(&str, &str), Refused> {
+    let method = either(
+        ("x-forwarded-method", header(headers, "x-forwarded-method")),
+        ("x-original-method", header(headers, "x-original-method")),
+    )?;
+    let path = either(
+        ("x-forwarded-uri", uri_header(headers, "x-forwarded-uri")?),
+        ("x-original-uri", uri_header(headers, "x-original-uri")?),
+    )?;
+    Ok((method, path))
+}
+
 async fn answer(gateway: &Gateway, peer: Option<SocketAddr>, headers: &HeaderMap) -> Response {
-    let original = either(headers, "x-forwarded-method", "x-original-method")
-        .and_then(|m| either(headers, "x-forwarded-uri", "x-original-uri").map(|p| (m, p)));
-    let (method, path) = match original {
+    let (method, path) = match original(headers) {
         Ok(pair) => pair,
-        Err(why) => {
-            let refused = Answer::plain(400, "BAD_REQUEST", why);
+        Err((reason, why)) => {
+            let refused = Answer::plain(400, reason, why);
             return respond(&gateway.counted(Front::ForwardAuth, refused));
         }
     };

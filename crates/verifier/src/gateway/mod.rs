@@ -13,15 +13,20 @@
 //!    matches; or else, with neither, only whether the token is valid;
 //! 3. the answer, as an HTTP status a proxy acts on: 200, 401 (with a
 //!    challenge), 403, 503 (stale view: fail closed) or 400, with how long a
-//!    proxy may keep it — never past the verifier's sync interval or the
-//!    token's expiry.
+//!    proxy may keep it: an allowed answer never past the verifier's sync
+//!    interval or the token's expiry, a refusal not at all.
+//!
+//! Before any of it, the request's path is put in its one normal form
+//! ([`rules::NormalPath`]), whoever asks the question: a path an
+//! application could read as another path is refused (400 `BAD_PATH`), so
+//! what reaches the application is what was decided on.
 
 pub mod ext_authz;
 pub mod forward_auth;
 pub mod rules;
 
 use crate::service::Shared;
-use rules::{Asked, Rules, Unmatched};
+use rules::{Asked, NormalPath, Rules, Unmatched};
 use std::sync::Arc;
 use tessera_core::authorization;
 use tessera_proto::v1::{self, VerifyReason};
@@ -85,17 +90,19 @@ pub struct Answer {
     /// 200, 400, 401, 403 or 503.
     pub status: u16,
     /// A `VerifyReason` name (`OK`, `EXPIRED`…), or `PUBLIC`, `NO_ROUTE`,
-    /// `BAD_REQUEST`.
+    /// `BAD_PATH`, `BAD_REQUEST`.
     pub reason: &'static str,
     /// A sentence for a person; never the token.
     pub message: String,
     /// Set on 200 when a token was checked.
     pub identity: Option<Identity>,
-    /// How long a proxy may keep this answer; 0: not at all.
+    /// How long a proxy may keep this answer, if it is allowed; 0: not at
+    /// all. See [`Answer::keep_secs`].
     pub max_age_secs: u64,
-    /// Whether the request carries the `fmetoken` query parameter and
-    /// reading it is on (ext_authz then removes it from the upstream
-    /// request, whether or not it was the credential used).
+    /// Whether the answer is allowed, reading the `fmetoken` query
+    /// parameter is on, and the request carries it (ext_authz then removes
+    /// it from the upstream request, whatever the route and whether or not
+    /// it was the credential used).
     pub query_token: bool,
     /// 401 only: whether a credential was given at all.
     pub credential_given: bool,
@@ -132,9 +139,17 @@ impl Answer {
         }
     }
 
+    /// How long a proxy may keep this answer. A refusal not at all,
+    /// whatever it says: a later change (EnableToken, a new grant, a fresh
+    /// view, a key reload) may lift it at once, and a proxy that kept it
+    /// would go on refusing.
+    pub fn keep_secs(&self) -> u64 {
+        if self.allowed() { self.max_age_secs } else { 0 }
+    }
+
     /// The `Cache-Control` value.
     pub fn cache_control(&self) -> String {
-        match self.max_age_secs {
+        match self.keep_secs() {
             0 => "no-store".to_owned(),
             n => format!("private, max-age={n}"),
         }
@@ -185,7 +200,34 @@ impl Gateway {
     }
 
     async fn decide(&self, ask: &Ask<'_>) -> Answer {
+        // A credential in a URL: wherever it is read, every allowed answer
+        // takes it out of the upstream request, public routes included and
+        // whether or not it was the credential used.
+        let query = if self.query_token {
+            rules::query_value(ask.path, QUERY_TOKEN)
+        } else {
+            None
+        };
+        let mut answer = self.decide_with(ask, query).await;
+        answer.query_token = answer.allowed() && query.is_some();
+        answer
+    }
+
+    async fn decide_with(&self, ask: &Ask<'_>, query: Option<&str>) -> Answer {
         let bad = |m: String| Answer::plain(400, "BAD_REQUEST", m);
+        // The one normal form, whoever asks the question: the application
+        // acts on this path, so a path it could read as another is refused
+        // before any route or question looks at it. A front that was given
+        // no path (forward auth without X-Forwarded-Uri) has nothing to
+        // refuse; only the route rules need one.
+        let path = if ask.path.is_empty() {
+            None
+        } else {
+            match NormalPath::parse(ask.path) {
+                Ok(path) => Some(path),
+                Err(why) => return Answer::plain(400, "BAD_PATH", why),
+            }
+        };
         let (resource, action) = (ask.resource.trim(), ask.action.trim());
         let asked = match (resource.is_empty(), action.is_empty(), &self.rules) {
             (false, false, _) => Asked::Grant {
@@ -193,18 +235,23 @@ impl Gateway {
                 action: action.to_owned(),
             },
             (true, true, None) => Asked::Token,
-            (true, true, Some(rules)) => match rules.decide(ask.method, ask.path) {
-                Ok(asked) => asked,
-                Err(Unmatched::BadPath(why)) => return bad(why),
-                Err(Unmatched::NoRoute) => {
-                    let path = ask.path.split(['?', '#']).next().unwrap_or_default();
-                    return Answer::plain(
-                        403,
-                        "NO_ROUTE",
-                        format!("no route rule matches {} {path}", ask.method),
-                    );
+            (true, true, Some(rules)) => {
+                let Some(path) = &path else {
+                    return bad("no original path given: the route rules need it".into());
+                };
+                match rules.decide(ask.method, path) {
+                    Ok(asked) => asked,
+                    Err(Unmatched::BadPath(why)) => return Answer::plain(400, "BAD_PATH", why),
+                    Err(Unmatched::NoRoute) => {
+                        let path = ask.path.split(['?', '#']).next().unwrap_or_default();
+                        return Answer::plain(
+                            403,
+                            "NO_ROUTE",
+                            format!("no route rule matches {} {path}", ask.method),
+                        );
+                    }
                 }
-            },
+            }
             _ => return bad("give both a resource and an action, or neither".into()),
         };
         let (resource, action) = match asked {
@@ -219,20 +266,14 @@ impl Gateway {
         };
         // The header, when it carries a Tessera credential; else, when it is
         // on, the query parameter (an app's own `Basic` header, say, does
-        // not hide it). Whenever the parameter is there it is removed
-        // upstream, used or not: it is a credential in a URL.
-        let query = if self.query_token {
-            rules::query_param(ask.path, QUERY_TOKEN)
-        } else {
-            None
-        };
+        // not hide it).
         let header = ask.authorization.trim();
-        let query_token = query.is_some();
-        match query {
-            Some(token) if header.is_empty() || authorization::token(header).is_err() => {
-                request.token = token;
-            }
-            _ => header.clone_into(&mut request.authorization),
+        let from_query = query
+            .filter(|_| header.is_empty() || authorization::token(header).is_err())
+            .and_then(rules::decode_query);
+        match from_query {
+            Some(token) => request.token = token,
+            None => header.clone_into(&mut request.authorization),
         }
         let credential_given = !request.authorization.is_empty() || !request.token.is_empty();
         if !credential_given {
@@ -241,14 +282,14 @@ impl Gateway {
         match self.shared.judge(&request).await {
             Ok(verdict) => {
                 self.shared.record_use(&verdict, || ask.caller);
-                self.http(&verdict, query_token)
+                self.http(&verdict)
             }
             Err(e) => bad(e.to_string()),
         }
     }
 
     /// A Verify answer in HTTP terms.
-    fn http(&self, verdict: &v1::VerifyResponse, query_token: bool) -> Answer {
+    fn http(&self, verdict: &v1::VerifyResponse) -> Answer {
         let reason = VerifyReason::try_from(verdict.reason).unwrap_or(VerifyReason::Unspecified);
         let status = match reason {
             VerifyReason::Ok => 200,
@@ -258,15 +299,14 @@ impl Gateway {
         };
         let now = self.shared.clock.now().timestamp();
         let expires = verdict.expire_time.as_ref().map(|t| t.seconds);
-        // A proxy may keep an answer while the verifier itself would not
-        // have learnt anything new: one sync interval, and never past the
-        // token's expiry. A stale view's answer is not kept at all, nor one
-        // about a token whose signature was not checked (a key reload may
-        // yet make it good).
+        // A proxy may keep an allowed answer while the verifier itself
+        // would not have learnt anything new: one sync interval, and never
+        // past the token's expiry. A refusal is not kept at all (see
+        // `Answer::keep_secs`).
         let bound = self.shared.config.sync_interval.as_secs();
         let max_age_secs = match (status, expires) {
-            (503, _) | (_, None) => 0,
-            (_, Some(exp)) => bound.min(u64::try_from(exp - now).unwrap_or(0)),
+            (200, Some(exp)) => bound.min(u64::try_from(exp - now).unwrap_or(0)),
+            _ => 0,
         };
         let identity = verdict.valid.then(|| Identity {
             token_id: verdict.token_id.clone(),
@@ -289,8 +329,177 @@ impl Gateway {
             },
             identity,
             max_age_secs,
-            query_token,
+            query_token: false,
             credential_given: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::VerifierConfig;
+    use std::time::Duration;
+    use tessera_core::SystemClock;
+
+    const RULES: &str = r#"
+        [[route]]
+        path = "/healthz"
+        public = true
+
+        [[route]]
+        path = "/repositories/{name}/**"
+        resource = "repositories/{name}"
+        action = "read"
+
+        [[route]]
+        path = "/jobs/*"
+
+        [[route]]
+        path = "/whoami"
+    "#;
+
+    /// A gateway whose view is never loaded: every answer that needs a
+    /// token checked is STALE, so those that are not show they were made
+    /// before any check.
+    fn gateway(rules: Option<&str>, tweak: impl FnOnce(&mut VerifierConfig)) -> Gateway {
+        let mut config =
+            VerifierConfig::new("127.0.0.1:0".parse().expect("address"), "sqlite::memory:");
+        tweak(&mut config);
+        let shared = Arc::new(Shared::new(config, Arc::new(SystemClock)));
+        Gateway::new(
+            shared,
+            rules.map(|text| Rules::parse(text).expect("the rules parse")),
+        )
+    }
+
+    fn ask<'a>(path: &'a str, authorization: &'a str) -> Ask<'a> {
+        Ask {
+            method: "GET",
+            path,
+            authorization,
+            ..Ask::default()
+        }
+    }
+
+    /// The normal form is applied once, before the question, on every
+    /// path: with rules (each capture kind), and without them whether the
+    /// proxy asks its own question or only for a valid token.
+    #[tokio::test(flavor = "current_thread")]
+    async fn paths_outside_the_normal_form_are_bad_path_whoever_asks() {
+        let ruled = gateway(Some(RULES), |_| {});
+        let unruled = gateway(None, |_| {});
+        for path in [
+            "/repositories/Samples/a%2F..%2F..%2Fadmin",
+            "/repositories/a%2Fb/x",
+            "/jobs/a%2Fb",
+            "/jobs/a%5Cb",
+            "/repositories/Samples/%2E%2E/x",
+            "/repositories/Samples/x%00",
+            "/repositories//x",
+            "/repositories/Samples//x",
+            "/healthz/",
+        ] {
+            for (gateway, resource, action) in [
+                (&ruled, "", ""),
+                (&unruled, "", ""),
+                (&unruled, "repositories/Samples", "read"),
+            ] {
+                let answer = gateway
+                    .decide(&Ask {
+                        resource,
+                        action,
+                        ..ask(path, "Bearer a.b.c")
+                    })
+                    .await;
+                assert_eq!(
+                    (answer.status, answer.reason),
+                    (400, "BAD_PATH"),
+                    "{path} ({resource} {action}): {answer:?}"
+                );
+                assert_eq!(answer.cache_control(), "no-store");
+                assert!(answer.challenge().is_none());
+            }
+        }
+        // Without a path (forward auth without X-Forwarded-Uri) there is
+        // nothing to refuse, unless the rules need it.
+        let no_path = unruled.decide(&ask("", "")).await;
+        assert_eq!((no_path.status, no_path.reason), (401, "MALFORMED"));
+        let no_path = ruled.decide(&ask("", "")).await;
+        assert_eq!((no_path.status, no_path.reason), (400, "BAD_REQUEST"));
+        // A capture that would not name one resource is a bad path too.
+        let colon = ruled.decide(&ask("/repositories/a:b/x", "")).await;
+        assert_eq!((colon.status, colon.reason), (400, "BAD_PATH"));
+    }
+
+    /// The `fmetoken` parameter is taken out of every allowed answer,
+    /// public routes included; only when reading it is on and it is there.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_query_credential_is_removed_from_public_answers_too() {
+        let on = gateway(Some(RULES), |c| c.fmetoken_query = true);
+        let public = on.decide(&ask("/healthz?fmetoken=secret", "")).await;
+        assert_eq!((public.status, public.reason), (200, "PUBLIC"));
+        assert!(public.query_token, "{public:?}");
+        let undecodable = on.decide(&ask("/healthz?a=1&fmetoken=%zz", "")).await;
+        assert!(undecodable.query_token, "{undecodable:?}");
+        let without = on.decide(&ask("/healthz?fmetokens=1", "")).await;
+        assert!(!without.query_token, "{without:?}");
+        let off = gateway(Some(RULES), |_| {});
+        let public = off.decide(&ask("/healthz?fmetoken=secret", "")).await;
+        assert_eq!(public.status, 200);
+        assert!(!public.query_token, "not read, not touched: {public:?}");
+        // A refusal lets nothing through, so it removes nothing.
+        let stale = on.decide(&ask("/whoami?fmetoken=secret", "")).await;
+        assert_eq!((stale.status, stale.reason), (503, "STALE"));
+        assert!(!stale.query_token);
+    }
+
+    /// Only an allowed answer may be kept, for at most one sync interval:
+    /// a refusal a later change can lift is never kept, whatever the
+    /// token's expiry.
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_allowed_answers_may_be_kept() {
+        let gateway = gateway(None, |c| c.sync_interval = Duration::from_secs(5));
+        let in_an_hour = gateway.shared.clock.now().timestamp() + 3_600;
+        let verdict = |reason: VerifyReason| v1::VerifyResponse {
+            valid: reason == VerifyReason::Ok,
+            reason: reason as i32,
+            token_id: "t".into(),
+            owner_id: "o".into(),
+            expire_time: Some(prost_types::Timestamp {
+                seconds: in_an_hour,
+                nanos: 0,
+            }),
+            ..Default::default()
+        };
+        let ok = gateway.http(&verdict(VerifyReason::Ok));
+        assert_eq!(ok.cache_control(), "private, max-age=5");
+        assert_eq!(ok.keep_secs(), 5);
+        for reason in [
+            VerifyReason::Disabled,
+            VerifyReason::PermissionDenied,
+            VerifyReason::Stale,
+            VerifyReason::Revoked,
+            VerifyReason::Expired,
+            VerifyReason::Malformed,
+            VerifyReason::UnknownKey,
+        ] {
+            let refused = gateway.http(&verdict(reason));
+            assert!(!refused.allowed(), "{reason:?}");
+            assert_eq!(refused.cache_control(), "no-store", "{reason:?}");
+            assert_eq!(refused.keep_secs(), 0, "{reason:?}");
+        }
+        // Refusals made before a token is checked.
+        let missing = gateway.decide(&ask("/x", "")).await;
+        assert_eq!(
+            (missing.status, missing.cache_control().as_str()),
+            (401, "no-store")
+        );
+        // Whatever a refusal's bound says, it is not kept.
+        let refused = Answer {
+            max_age_secs: 5,
+            ..Answer::plain(403, "PERMISSION_DENIED", "no")
+        };
+        assert_eq!(refused.cache_control(), "no-store");
     }
 }

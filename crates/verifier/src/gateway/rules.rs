@@ -17,8 +17,15 @@
 //! [[route]]
 //! path = "/whoami"                   # any valid token
 //! ```
+//!
+//! Routes are matched against a request path's one normal form
+//! ([`NormalPath`]), made before any route is looked at: segments decoded
+//! once, and a path whose decoded segments an application could read as
+//! another path refused outright. Every capture kind then sees the same
+//! segments, so none of them can be a way around it.
 
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// What a matching route asks of the request.
@@ -37,8 +44,77 @@ pub enum Asked {
 pub enum Unmatched {
     /// No route matches the method and path.
     NoRoute,
-    /// The path cannot be matched safely (a dot segment, an encoded `/`…).
+    /// A `{x}` capture that would not name one resource (`:` or `*`).
     BadPath(String),
+}
+
+/// A request path in the form routes are matched against: its segments,
+/// each percent-decoded once.
+///
+/// A path is refused rather than put in this form when an application,
+/// decoding it, could act on another path than the one matched: an encoded
+/// `/`, a `\` (which some servers read as `/`), a `.` or `..` segment
+/// (encoded or not, or before a `;` parameter, which some servers drop),
+/// a control character (encoded or not), or an empty segment (`//`, or a
+/// trailing `/`), which path joins and slash merging read in different
+/// ways. Refusing them is the one rule for every capture kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalPath<'a> {
+    segments: Vec<Cow<'a, str>>,
+}
+
+impl<'a> NormalPath<'a> {
+    /// The normal form of `path`; a query string or fragment is allowed,
+    /// and ignored. The error says why the path is refused.
+    pub fn parse(path: &'a str) -> Result<Self, String> {
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let bad = |why: &str| format!("path {path:?} {why}");
+        let Some(body) = path.strip_prefix('/') else {
+            return Err(bad("does not start with /"));
+        };
+        if body.is_empty() {
+            return Ok(Self {
+                segments: Vec::new(),
+            });
+        }
+        if body.ends_with('/') {
+            return Err(bad("ends in / (an empty last segment)"));
+        }
+        let segments = body
+            .split('/')
+            .map(|raw| {
+                if raw.is_empty() {
+                    return Err(bad("has an empty segment"));
+                }
+                let segment = if raw.contains('%') {
+                    Cow::Owned(
+                        decode(raw).ok_or_else(|| bad("is not valid percent-encoded UTF-8"))?,
+                    )
+                } else {
+                    Cow::Borrowed(raw)
+                };
+                if segment.contains('/') {
+                    return Err(bad("has an encoded /"));
+                }
+                if segment.contains('\\') {
+                    return Err(bad("has a \\"));
+                }
+                if matches!(segment.split(';').next(), Some("." | "..")) {
+                    return Err(bad("has a dot segment"));
+                }
+                if segment.chars().any(char::is_control) {
+                    return Err(bad("has a control character"));
+                }
+                Ok(segment)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { segments })
+    }
+
+    /// The decoded segments; none is empty.
+    pub fn segments(&self) -> &[Cow<'a, str>] {
+        &self.segments
+    }
 }
 
 /// The parsed rules, in file order.
@@ -113,17 +189,15 @@ impl Rules {
         Self::parse(&text).map_err(|e| format!("route rules {}: {e}", path.display()))
     }
 
-    /// What the first route matching `method` and `path` (query string
-    /// allowed, and ignored) asks.
-    pub fn decide(&self, method: &str, path: &str) -> Result<Asked, Unmatched> {
-        let path = path.split(['?', '#']).next().unwrap_or_default();
-        let segments = split(path)?;
+    /// What the first route matching `method` and `path` asks.
+    pub fn decide(&self, method: &str, path: &NormalPath<'_>) -> Result<Asked, Unmatched> {
+        let segments = path.segments();
         let method = method.trim().to_ascii_uppercase();
         for route in &self.routes {
             if route.methods.as_ref().is_some_and(|m| !m.contains(&method)) {
                 continue;
             }
-            if let Some(captures) = route.matches(&segments)? {
+            if let Some(captures) = route.matches(segments)? {
                 return Ok(match &route.access {
                     Access::Public => Asked::Public,
                     Access::Token => Asked::Token,
@@ -142,7 +216,7 @@ impl Route {
     /// The captures, when the route matches `segments`.
     fn matches<'a>(
         &self,
-        segments: &'a [String],
+        segments: &'a [Cow<'_, str>],
     ) -> Result<Option<HashMap<&str, &'a str>>, Unmatched> {
         let fits = if self.rest {
             segments.len() >= self.segments.len()
@@ -157,16 +231,17 @@ impl Route {
             match pattern {
                 Segment::Literal(text) if text == segment => {}
                 Segment::Literal(_) => return Ok(None),
-                Segment::Any if !segment.is_empty() => {}
-                Segment::Capture(name) if !segment.is_empty() => {
-                    if segment.contains(['/', ':', '*']) {
-                        return Err(Unmatched::BadPath(format!(
-                            "path segment {segment:?} cannot name a resource"
-                        )));
-                    }
-                    captures.insert(name.as_str(), segment.as_str());
+                Segment::Any => {}
+                // The value goes into a resource, where `:` ends the
+                // resource and `*` is a wildcard.
+                Segment::Capture(_) if segment.contains([':', '*']) => {
+                    return Err(Unmatched::BadPath(format!(
+                        "path segment {segment:?} cannot name a resource"
+                    )));
                 }
-                _ => return Ok(None),
+                Segment::Capture(name) => {
+                    captures.insert(name.as_str(), segment.as_ref());
+                }
             }
         }
         Ok(Some(captures))
@@ -297,30 +372,6 @@ fn fill(resource: &str, captures: &HashMap<&str, &str>) -> String {
     out
 }
 
-/// A request path's segments, percent-decoded; a path that cannot be
-/// matched without guessing how the upstream reads it is refused.
-fn split(path: &str) -> Result<Vec<String>, Unmatched> {
-    let bad = |why: &str| Unmatched::BadPath(format!("path {path:?} {why}"));
-    let Some(body) = path.strip_prefix('/') else {
-        return Err(bad("does not start with /"));
-    };
-    if body.is_empty() {
-        return Ok(Vec::new());
-    }
-    body.split('/')
-        .map(|raw| {
-            let segment = decode(raw).ok_or_else(|| bad("is not valid percent-encoded UTF-8"))?;
-            if segment == "." || segment == ".." {
-                return Err(bad("has a dot segment"));
-            }
-            if segment.chars().any(char::is_control) {
-                return Err(bad("has a control character"));
-            }
-            Ok(segment)
-        })
-        .collect()
-}
-
 fn decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -338,14 +389,19 @@ fn decode(raw: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The value of query parameter `name` in `path`'s query string, decoded
-/// (`+` is a space, as forms encode it).
-pub fn query_param(path: &str, name: &str) -> Option<String> {
+/// The first value of query parameter `name` in `path`'s query string, as
+/// sent: whether it is there does not depend on whether it decodes.
+pub fn query_value<'a>(path: &'a str, name: &str) -> Option<&'a str> {
     let query = path.split_once('?')?.1.split('#').next()?;
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| decode(&value.replace('+', " ")))?
+        (key == name).then_some(value)
     })
+}
+
+/// A query value decoded (`+` is a space, as forms encode it).
+pub fn decode_query(value: &str) -> Option<String> {
+    decode(&value.replace('+', " "))
 }
 
 #[cfg(test)]
@@ -370,8 +426,21 @@ mod tests {
         action = "write"
 
         [[route]]
+        path = "/jobs/*/status"
+        resource = "jobs"
+        action = "read"
+
+        [[route]]
         path = "/whoami"
     "#;
+
+    /// The normal form, then the rules: what the gateway does.
+    fn decide(rules: &Rules, method: &str, path: &str) -> Result<Asked, Unmatched> {
+        rules.decide(
+            method,
+            &NormalPath::parse(path).map_err(Unmatched::BadPath)?,
+        )
+    }
 
     fn grant(resource: &str, action: &str) -> Result<Asked, Unmatched> {
         Ok(Asked::Grant {
@@ -383,30 +452,34 @@ mod tests {
     #[test]
     fn the_first_matching_route_decides() {
         let rules = Rules::parse(RULES).expect("the rules parse");
-        assert_eq!(rules.decide("GET", "/healthz"), Ok(Asked::Public));
-        assert_eq!(rules.decide("DELETE", "/whoami?x=1"), Ok(Asked::Token));
+        assert_eq!(decide(&rules, "GET", "/healthz"), Ok(Asked::Public));
+        assert_eq!(decide(&rules, "DELETE", "/whoami?x=1"), Ok(Asked::Token));
         assert_eq!(
-            rules.decide("get", "/repositories/Samples"),
+            decide(&rules, "get", "/repositories/Samples"),
             grant("repositories/Samples", "read")
         );
         assert_eq!(
-            rules.decide("HEAD", "/repositories/My%20Repo/items/a/b?fmetoken=x"),
+            decide(
+                &rules,
+                "HEAD",
+                "/repositories/My%20Repo/items/a/b?fmetoken=x"
+            ),
             grant("repositories/My Repo", "read")
         );
         assert_eq!(
-            rules.decide("POST", "/repositories/Samples/items/a"),
+            decide(&rules, "POST", "/repositories/Samples/items/a"),
             grant("repositories/Samples", "write")
         );
         assert_eq!(
-            rules.decide("POST", "/repositories/Samples/items/a/b"),
+            decide(&rules, "POST", "/repositories/Samples/items/a/b"),
             Err(Unmatched::NoRoute)
         );
-        assert_eq!(rules.decide("GET", "/jobs"), Err(Unmatched::NoRoute));
         assert_eq!(
-            rules.decide("GET", "/repositories/"),
-            Err(Unmatched::NoRoute)
+            decide(&rules, "GET", "/jobs/J1/status"),
+            grant("jobs", "read")
         );
-        assert_eq!(rules.decide("GET", "/healthz/"), Err(Unmatched::NoRoute));
+        assert_eq!(decide(&rules, "GET", "/jobs"), Err(Unmatched::NoRoute));
+        assert_eq!(decide(&rules, "GET", "/"), Err(Unmatched::NoRoute));
     }
 
     #[test]
@@ -421,12 +494,118 @@ mod tests {
             "/repositories/%ff",
             "/repositories/%0a",
             "repositories/x",
+            "",
         ] {
             assert!(
-                matches!(rules.decide("GET", path), Err(Unmatched::BadPath(_))),
+                matches!(decide(&rules, "GET", path), Err(Unmatched::BadPath(_))),
                 "{path}"
             );
         }
+    }
+
+    /// Each way a decoded path can differ from its segments, in each
+    /// capture kind and in a literal's place: `{x}`, `*`, and `**` both at
+    /// its start and further in. The same path with a plain segment in its
+    /// place matches, so each refusal is the segment's doing.
+    #[test]
+    fn the_normal_form_refuses_in_every_capture_kind() {
+        let rules = Rules::parse(RULES).expect("the rules parse");
+        let places: [(&str, Result<Asked, Unmatched>); 5] = [
+            ("/repositories/{}/x", grant("repositories/ok", "read")),
+            ("/jobs/{}/status", grant("jobs", "read")),
+            (
+                "/repositories/Samples/{}",
+                grant("repositories/Samples", "read"),
+            ),
+            (
+                "/repositories/Samples/a/{}/b",
+                grant("repositories/Samples", "read"),
+            ),
+            ("/{}/Samples", Err(Unmatched::NoRoute)),
+        ];
+        let kinds = [
+            ("an encoded /", "a%2Fb"),
+            ("an encoded / in lower case", "a%2fb"),
+            ("an encoded / with dots around", "a%2F..%2F..%2Fadmin"),
+            ("a \\", "a\\b"),
+            ("an encoded \\", "a%5Cb"),
+            ("an encoded \\ in lower case", "a%5cb"),
+            ("a dot segment", "."),
+            ("a dot-dot segment", ".."),
+            ("an encoded dot segment", "%2E"),
+            ("an encoded dot-dot segment", "%2E%2E"),
+            ("a half-encoded dot-dot segment", ".%2e"),
+            ("a dot-dot segment with a parameter", "..;x"),
+            ("a NUL", "a\0b"),
+            ("an encoded NUL", "a%00b"),
+            ("a tab", "a\tb"),
+            ("an encoded line feed", "a%0Ab"),
+            ("an encoded DEL", "a%7Fb"),
+            ("an encoded C1 control", "a%C2%85b"),
+            ("invalid percent-encoding", "a%zzb"),
+            ("invalid UTF-8", "a%C3b"),
+            ("an empty segment", ""),
+        ];
+        for (template, fits) in &places {
+            let plain = template.replace("{}", "ok");
+            assert_eq!(&decide(&rules, "GET", &plain), fits, "{plain}");
+            for (kind, segment) in kinds {
+                let path = template.replace("{}", segment);
+                assert!(
+                    matches!(decide(&rules, "GET", &path), Err(Unmatched::BadPath(_))),
+                    "{kind}: {path:?}: {:?}",
+                    decide(&rules, "GET", &path)
+                );
+            }
+        }
+    }
+
+    /// Empty segments are refused wherever they are, a trailing one too:
+    /// `/repositories//x` and `/repositories/Samples//x` get one answer.
+    #[test]
+    fn empty_segments_are_refused_everywhere() {
+        let rules = Rules::parse(RULES).expect("the rules parse");
+        for path in [
+            "//",
+            "//repositories/Samples",
+            "/repositories//x",
+            "/repositories/Samples//x",
+            "/repositories/Samples/",
+            "/repositories/",
+            "/healthz/",
+            "/jobs//status",
+            "/whoami/?x=1",
+        ] {
+            let refused = NormalPath::parse(path).expect_err(path);
+            assert!(refused.contains("empty"), "{path}: {refused}");
+            assert!(
+                matches!(decide(&rules, "GET", path), Err(Unmatched::BadPath(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_normal_form_decodes_once_and_keeps_the_rest() {
+        let path = NormalPath::parse("/S%C3%A4mples/a%20b/100%25/%3A/x;y/...?q=%2F#f")
+            .expect("a normal path");
+        assert_eq!(
+            path.segments(),
+            ["Sämples", "a b", "100%", ":", "x;y", "..."]
+        );
+        // Decoded once: %252F is the three characters %2F, not a /.
+        let path = NormalPath::parse("/a%252Fb").expect("a normal path");
+        assert_eq!(path.segments(), ["a%2Fb"]);
+        assert_eq!(
+            NormalPath::parse("/a/%2F/b").expect_err("an encoded /"),
+            "path \"/a/%2F/b\" has an encoded /"
+        );
+        assert!(
+            !NormalPath::parse("/a/../b?fmetoken=secret")
+                .expect_err("a dot segment")
+                .contains("secret"),
+            "the refusal never repeats the query"
+        );
     }
 
     #[test]
@@ -464,11 +643,14 @@ mod tests {
 
     #[test]
     fn query_parameters_are_read_decoded() {
-        assert_eq!(
-            query_param("/a?x=1&fmetoken=ab%2Bc+d&y", "fmetoken").as_deref(),
-            Some("ab+c d")
-        );
-        assert_eq!(query_param("/a?fmetokens=1", "fmetoken"), None);
-        assert_eq!(query_param("/a", "fmetoken"), None);
+        let value = query_value("/a?x=1&fmetoken=ab%2Bc+d&y&fmetoken=2", "fmetoken");
+        assert_eq!(value, Some("ab%2Bc+d"));
+        assert_eq!(value.and_then(decode_query).as_deref(), Some("ab+c d"));
+        assert_eq!(query_value("/a?fmetokens=1", "fmetoken"), None);
+        assert_eq!(query_value("/a", "fmetoken"), None);
+        // There even when it does not decode: it is still taken out.
+        let bad = query_value("/a?fmetoken=%zz", "fmetoken");
+        assert_eq!(bad, Some("%zz"));
+        assert_eq!(bad.and_then(decode_query), None);
     }
 }
