@@ -11,6 +11,7 @@ mod m20261128_000001_initial;
 mod m20261128_000002_lifecycle;
 mod m20261201_000003_generations;
 mod m20261202_000004_usage;
+mod m20261208_000005_log_identity;
 
 /// Every migration, in order.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_lifecycle::Migration),
             Box::new(m20261201_000003_generations::Migration),
             Box::new(m20261202_000004_usage::Migration),
+            Box::new(m20261208_000005_log_identity::Migration),
         ]
     }
 }

@@ -62,13 +62,21 @@ async fn a_postgres_outage_answers_unavailable_and_recovers() {
     issuer.login("admin", support::ADMIN_PASSWORD).await;
 
     proxy.cut().await;
+    // Health follows the store within its interval (100 ms here) and a
+    // second, not after the pool's connect timeout (5 s).
+    let cut = tokio::time::Instant::now();
+    issuer.wait_for_health(ServingStatus::NotServing).await;
+    assert!(
+        cut.elapsed() < std::time::Duration::from_secs(2),
+        "NOT_SERVING {:?} after the store stopped answering",
+        cut.elapsed()
+    );
     let refused = issuer
         .tokens()
         .list_tokens(admin(v1::ListTokensRequest::default()))
         .await;
     let status = expect_code(refused, Code::Unavailable);
     assert!(status.message().contains("unavailable"), "{status:?}");
-    issuer.wait_for_health(ServingStatus::NotServing).await;
 
     proxy.restore();
     issuer.wait_for_health(ServingStatus::Serving).await;

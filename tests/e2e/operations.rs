@@ -1,6 +1,7 @@
 //! Operations: metrics over HTTP, load shedding, graceful shutdown under
 //! load, traces joining the caller's trace, and no secret in any log line.
 
+use crate::support::pki::Pki;
 use crate::support::verifier::{VerifierHarness, verifier_config};
 use crate::support::{self, ADMIN_PASSWORD, Backend, Harness, TestDb, admin, basic};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -440,58 +441,6 @@ async fn traced_flow(backend: Backend) {
         !text.contains("BEGIN PRIVATE KEY"),
         "no private key in the logs"
     );
-}
-
-/// A throw-away PKI: a CA, a server certificate for 127.0.0.1 and
-/// localhost, and a client certificate, as PEM files.
-struct Pki {
-    dir: std::path::PathBuf,
-}
-
-impl Pki {
-    fn new() -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let dir =
-            std::env::temp_dir().join(format!("tessera-pki-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).expect("pki dir");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca =
-            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("ca");
-        let write =
-            |name: &str, pem: String| std::fs::write(dir.join(name), pem).expect("write pem");
-        write("ca.pem", ca.pem());
-        for (name, sans) in [
-            (
-                "server",
-                vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
-            ),
-            ("client", vec!["client".to_owned()]),
-        ] {
-            let key = KeyPair::generate().expect("key");
-            let cert = CertificateParams::new(sans)
-                .expect("params")
-                .signed_by(&key, &ca)
-                .expect("sign");
-            write(&format!("{name}.pem"), cert.pem());
-            write(&format!("{name}.key"), key.serialize_pem());
-        }
-        Self { dir }
-    }
-
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.dir.join(name)
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.path(name)).expect("read pem")
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,9 @@
 
 use crate::on_both_backends;
 use crate::support::verifier::{VerifierHarness, verifier_config};
-use crate::support::{Backend, Harness, admin, by_id, expect_code, issuer_config};
+use crate::support::{
+    Backend, FEED_SECRET, Harness, admin, bearer, by_id, expect_code, issuer_config,
+};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,7 +61,10 @@ async fn watch(
     after: i64,
 ) -> Result<Streaming<v1::WatchRevocationsResponse>, Status> {
     Ok(RevocationFeedServiceClient::new(issuer.channel.clone())
-        .watch_revocations(v1::WatchRevocationsRequest { after_seq: after })
+        .watch_revocations(bearer(
+            v1::WatchRevocationsRequest { after_seq: after },
+            FEED_SECRET,
+        ))
         .await?
         .into_inner())
 }
@@ -181,13 +186,15 @@ async fn the_feed_sends_every_event_in_order(backend: Backend) {
     issuer.stop().await;
 }
 
-/// With a feed secret configured, only callers presenting it may follow.
+/// Only callers presenting the feed secret may follow, loopback or not.
 async fn followers_present_the_feed_secret(backend: Backend) {
-    let db = crate::support::TestDb::new(backend).await;
-    let mut config = issuer_config(&db);
-    config.feed_secret = Some("feed-secret-for-tests".into());
-    let issuer = Harness::start_with(db, config).await;
-    let status = expect_code(watch(&issuer, 0).await, Code::Unauthenticated);
+    let issuer = Harness::start(backend).await;
+    let status = expect_code(
+        RevocationFeedServiceClient::new(issuer.channel.clone())
+            .watch_revocations(v1::WatchRevocationsRequest { after_seq: 0 })
+            .await,
+        Code::Unauthenticated,
+    );
     assert!(status.message().contains("feed secret"), "{status:?}");
     let mut wrong = Request::new(v1::WatchRevocationsRequest { after_seq: 0 });
     wrong
@@ -202,8 +209,7 @@ async fn followers_present_the_feed_secret(backend: Backend) {
 
     // A verifier with the secret follows; one without it polls.
     let (token, secret) = create(&issuer, "secret feed").await;
-    let mut with = following(&issuer, Duration::from_secs(30));
-    with.feed_secret = Some("feed-secret-for-tests".into());
+    let with = following(&issuer, Duration::from_secs(30));
     let with = VerifierHarness::spawn(with, issuer.clock.clone()).await;
     with.wait_for_health(ServingStatus::Serving).await;
     let mut without = following(&issuer, Duration::from_millis(50));
@@ -445,6 +451,8 @@ on_both_backends!(
 struct Gappy {
     asked: Arc<Mutex<Vec<i64>>>,
     events: Vec<v1::RevocationEvent>,
+    /// The log it claims to serve: the test store's, so it is followed.
+    log_id: String,
 }
 
 type Messages =
@@ -480,12 +488,14 @@ impl RevocationFeedService for Gappy {
                     events: later[..1].to_vec(),
                     last_seq: later[0].seq,
                     caught_up: true,
+                    log_id: self.log_id.clone(),
                 }),
                 Ok(v1::WatchRevocationsResponse {
                     after_seq: later[0].seq + 1,
                     events: later[2..].to_vec(),
                     last_seq: last,
                     caught_up: true,
+                    log_id: self.log_id.clone(),
                 }),
             ]
         } else {
@@ -494,6 +504,7 @@ impl RevocationFeedService for Gappy {
                 events: later,
                 last_seq: last,
                 caught_up: true,
+                log_id: self.log_id.clone(),
             })]
         };
         let stream = tokio_stream::iter(messages).chain(tokio_stream::pending());
@@ -531,8 +542,10 @@ async fn a_gap_in_the_feed_makes_the_follower_start_over() {
             prune_after: issuer.clock.now().timestamp() + 86_400,
         })
         .collect();
+    let log_id = issuer.db().store().await.log_id().await.expect("log id");
     let gappy = Gappy {
         events,
+        log_id,
         ..Default::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -415,7 +415,17 @@ pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result
     for count in [1, followers] {
         while streams.len() < count {
             let mut stream = RevocationFeedServiceClient::new(channel.clone())
-                .watch_revocations(tessera_proto::v1::WatchRevocationsRequest { after_seq: 0 })
+                .watch_revocations({
+                    let mut request =
+                        tonic::Request::new(tessera_proto::v1::WatchRevocationsRequest {
+                            after_seq: 0,
+                        });
+                    request.metadata_mut().insert(
+                        "authorization",
+                        format!("Bearer {}", crate::servers::FEED_SECRET).parse()?,
+                    );
+                    request
+                })
                 .await?
                 .into_inner();
             streams.push(tokio::spawn(async move {

@@ -17,6 +17,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+/// The feed secret the bench's issuers and verifiers share.
+pub const FEED_SECRET: &str = "feed-secret-for-the-bench";
+
 /// Starts a verifier on `fixture`'s database; returns its address once
 /// it is SERVING, and how long that took from bind.
 pub async fn verifier(fixture: &Fixture, cache_size: usize) -> Result<(SocketAddr, Duration)> {
@@ -36,6 +39,7 @@ pub async fn verifier_following(
     config.signature_cache_size = cache_size;
     if let Some(issuer) = feed {
         config.revocation_feed = format!("http://{issuer}");
+        config.feed_secret = Some(FEED_SECRET.into());
     }
     let started = Instant::now();
     let server = VerifierServer::bind(config, Arc::new(SystemClock)).await?;
@@ -98,6 +102,7 @@ pub async fn issuer(fixture: &Fixture) -> Result<SocketAddr> {
     config.shutdown_delay = std::time::Duration::ZERO;
     config.db_schema = fixture.schema.clone();
     config.kek = Some(fixture.kek.to_base64());
+    config.feed_secret = Some(FEED_SECRET.into());
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.health_interval = Duration::from_millis(100);
     let issuer = tessera_issuer::Issuer::bind(config, Arc::new(SystemClock)).await?;

@@ -15,9 +15,8 @@
 //! messages, never a growing queue.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tessera_core::Clock;
 use tessera_proto::v1::revocation_feed_service_server::{
@@ -50,7 +49,7 @@ pub struct Settings {
     pub heartbeat: Duration,
     /// A follower that takes no message for this long is cut off.
     pub slow_follower: Duration,
-    /// What followers must present; `None`: loopback callers only.
+    /// What followers must present; `None`: the feed admits no one.
     pub secret: Option<String>,
 }
 
@@ -60,9 +59,6 @@ struct Head {
     /// The sequence number every event up to which is in the window or
     /// was read before it.
     seq: i64,
-    /// When the log was last read successfully; heartbeats stop when it
-    /// gets old, so followers fail closed when the issuer cannot read.
-    read_at: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -103,11 +99,15 @@ pub struct Feed {
     heartbeat: Duration,
     poll: Duration,
     slow_follower: Duration,
-    /// What followers must present; `None`: loopback callers only.
+    /// What followers must present; `None`: the feed admits no one.
     secret: Option<String>,
     clock: Arc<dyn Clock>,
     /// The store read, once [`Feed::read`] has it.
     store: OnceLock<Store>,
+    /// The identity of the log read, sent with every message.
+    log_id: OnceLock<String>,
+    /// When a read of the log last succeeded.
+    read_ok: Mutex<Instant>,
     /// Set when the server stops: every stream ends, so the drain does not
     /// wait for followers that never hang up.
     closing: watch::Sender<bool>,
@@ -134,6 +134,8 @@ impl Feed {
             secret: settings.secret,
             clock,
             store: OnceLock::new(),
+            log_id: OnceLock::new(),
+            read_ok: Mutex::new(Instant::now()),
             closing: watch::Sender::new(false),
         }
     }
@@ -157,6 +159,24 @@ impl Feed {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
+        // Nothing is served before the log's identity is known: every
+        // message carries it.
+        let mut failing = false;
+        loop {
+            match store.log_id().await {
+                Ok(id) => {
+                    let _ = self.log_id.set(id);
+                    break;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "revocation feed cannot read the log's identity; serving no one until it can");
+                    }
+                    failing = true;
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        }
         let store = self.store.get_or_init(|| store).clone();
         let mut appended = store.appended();
         let mut failing = false;
@@ -193,12 +213,14 @@ impl Feed {
     ) -> Result<i64, tessera_store::StoreError> {
         let Some(mut seq) = head else {
             let seq = store.last_revocation_seq().await?;
+            self.read_succeeded();
             self.window.write().unwrap_or_else(|e| e.into_inner()).base = seq;
             self.publish(seq);
             return Ok(seq);
         };
         loop {
             let rows = store.event_rows_between(seq, i64::MAX, None, PAGE).await?;
+            self.read_succeeded();
             let full = rows.len() as u64 == PAGE;
             if let Some(last) = rows.last() {
                 seq = last.seq;
@@ -219,15 +241,38 @@ impl Feed {
     }
 
     fn publish(&self, seq: i64) {
-        self.head.send_replace(Some(Head {
-            seq,
-            read_at: Instant::now(),
-        }));
+        self.head.send_replace(Some(Head { seq }));
     }
 
-    /// Whether the reader has read the log recently enough to vouch for it.
-    fn fresh(&self, head: &Head) -> bool {
-        head.read_at.elapsed() <= self.poll * 4 + self.heartbeat
+    /// How long a read of the log may be behind (or take) before this feed
+    /// stops vouching for it.
+    fn trust_for(&self) -> Duration {
+        self.poll * 4 + self.heartbeat
+    }
+
+    /// Records that a read of the log succeeded (a page of a long catch-up
+    /// counts: the reader is reading, only behind).
+    fn read_succeeded(&self) {
+        *self.read_ok.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Whether the reader has read the log recently enough to vouch for it;
+    /// heartbeats stop when it has not, so followers fail closed when the
+    /// issuer cannot read.
+    fn fresh(&self, _head: &Head) -> bool {
+        self.read_ok
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+            <= self.trust_for()
+    }
+
+    /// Whether this feed can vouch for the log now (read, and recently),
+    /// waiting at most [`Feed::trust_for`] for a first read.
+    async fn wait_current(&self) -> bool {
+        let mut heads = self.head.subscribe();
+        let read = tokio::time::timeout(self.trust_for(), heads.wait_for(Option::is_some)).await;
+        matches!(read, Ok(Ok(head)) if head.is_some_and(|head| self.fresh(&head)))
     }
 
     /// Sends `follower` every event after `after`, then new ones, with
@@ -253,6 +298,13 @@ impl Feed {
                 }
                 continue;
             };
+            // A reader that cannot read the log vouches for nothing: the
+            // follower is told so and fails over, rather than hearing
+            // silence until it gives up.
+            if !self.fresh(&head) {
+                let _ = follower.try_send(Err(unreadable()));
+                return;
+            }
             let found = self
                 .window
                 .read()
@@ -268,7 +320,17 @@ impl Feed {
                     let Some(store) = self.store.get() else {
                         return;
                     };
-                    match store.event_rows_between(after, base, Some(now), PAGE).await {
+                    let read = tokio::time::timeout(
+                        self.trust_for(),
+                        store.event_rows_between(after, base, Some(now), PAGE),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(tessera_store::StoreError::Unavailable(
+                            "the log did not answer in time".into(),
+                        ))
+                    });
+                    match read {
                         Ok(rows) => {
                             let last = match rows.last() {
                                 Some(row) if rows.len() as u64 == PAGE => row.seq,
@@ -282,11 +344,7 @@ impl Feed {
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "revocation feed could not read the log for a follower");
-                            let _ = follower
-                                .send(Err(Status::unavailable(
-                                    "the issuer cannot read the revocation log",
-                                )))
-                                .await;
+                            let _ = follower.send(Err(unreadable())).await;
                             return;
                         }
                     }
@@ -303,6 +361,9 @@ impl Feed {
             match message {
                 Some(mut message) => {
                     message.caught_up = message.last_seq >= head.seq;
+                    message
+                        .log_id
+                        .clone_from(self.log_id.get().unwrap_or(&String::new()));
                     after = message.last_seq;
                     match follower.send_timeout(Ok(message), self.slow_follower).await {
                         Ok(()) => last_sent = Instant::now(),
@@ -327,6 +388,11 @@ impl Feed {
     }
 }
 
+/// What a follower is told when this feed cannot read the log.
+fn unreadable() -> Status {
+    Status::unavailable("this feed cannot read the revocation log now; follow another upstream")
+}
+
 fn message(
     after: i64,
     events: Vec<v1::RevocationEvent>,
@@ -337,6 +403,7 @@ fn message(
         events,
         last_seq: last,
         caught_up: false,
+        log_id: String::new(),
     }
 }
 
@@ -367,23 +434,16 @@ pub fn from_wire(event: &v1::RevocationEvent) -> EventRow {
     }
 }
 
-/// Whether a caller may follow: it holds the secret, or, with no secret
-/// configured, it calls from this machine.
-fn admitted<T>(request: &Request<T>, secret: Option<&str>) -> bool {
-    match secret {
-        Some(secret) => request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| same(given.trim().as_bytes(), secret.as_bytes())),
-        None => request.remote_addr().is_some_and(|a| loopback(a.ip())),
-    }
-}
-
-fn loopback(ip: IpAddr) -> bool {
-    ip.is_loopback()
-        || matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+/// Whether a caller may follow: it holds the secret. Where it calls from
+/// proves nothing: a REST gateway or a sidecar on this host calls from
+/// loopback on behalf of anyone.
+fn admitted<T>(request: &Request<T>, secret: &str) -> bool {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| same(given.trim().as_bytes(), secret.as_bytes()))
 }
 
 /// Compares without stopping at the first difference.
@@ -405,7 +465,13 @@ impl RevocationFeedService for FeedService {
         request: Request<v1::WatchRevocationsRequest>,
     ) -> Result<Response<Messages>, Status> {
         let feed = &self.0;
-        if !admitted(&request, feed.secret.as_deref()) {
+        let Some(secret) = feed.secret.as_deref() else {
+            return Err(Status::unauthenticated(
+                "this server's revocation feed is off: it has no --feed-secret \
+                 (TESSERA_FEED_SECRET); give it one, and its followers the same",
+            ));
+        };
+        if !admitted(&request, secret) {
             return Err(Status::unauthenticated(
                 "following the revocation feed needs the feed secret \
                  (authorization: Bearer <secret>; --feed-secret on both sides)",
@@ -415,8 +481,12 @@ impl RevocationFeedService for FeedService {
         if after < 0 {
             return Err(Status::invalid_argument("after_seq must not be negative"));
         }
-        // The stream waits for the reader's first read (it opens the
-        // store), so a follower may connect before the store is open.
+        // Only a reader that has read the log lately answers: otherwise its
+        // "caught up" would be a guess. One just started gets a moment to
+        // make its first read.
+        if !feed.wait_current().await {
+            return Err(unreadable());
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(feed.clone().serve(after, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -456,7 +526,5 @@ mod tests {
         assert!(same(b"abc", b"abc"));
         assert!(!same(b"abc", b"abd"));
         assert!(!same(b"abc", b"abcd"));
-        assert!(loopback("::ffff:127.0.0.1".parse().expect("ip")));
-        assert!(!loopback("10.0.0.1".parse().expect("ip")));
     }
 }

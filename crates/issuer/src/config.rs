@@ -165,8 +165,8 @@ pub struct IssuerConfig {
     pub shutdown_delay: Duration,
 
     /// The secret verifiers present (`authorization: Bearer <secret>`) to
-    /// follow the revocation feed. Without one, only loopback callers may
-    /// follow it.
+    /// follow the revocation feed. Without one the feed admits no one
+    /// (verifiers then poll the store); `tessera dev` makes one up.
     #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
     pub feed_secret: Option<String>,
 

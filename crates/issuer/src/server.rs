@@ -226,7 +226,14 @@ async fn keep_healthy(shared: Arc<Shared>, reporter: HealthReporter, pool: PoolM
         let ok = match shared.store() {
             Ok(store) => {
                 pool.set(store.pool_use());
-                store.ping().await.is_ok()
+                // A ping that waits on the pool's connect timeout (seconds)
+                // would hold health at SERVING long after the store went:
+                // no answer within the interval is no answer.
+                let within = shared
+                    .config
+                    .health_interval
+                    .max(Duration::from_millis(100));
+                matches!(tokio::time::timeout(within, store.ping()).await, Ok(Ok(())))
             }
             Err(_) => false,
         };

@@ -1,7 +1,7 @@
 //! The revocation log: every change that narrows what an issued token string
 //! allows, in one strictly ordered sequence that verifiers follow.
 
-use crate::entity::{revocation_event, sequence};
+use crate::entity::{log_identity, revocation_event, sequence};
 use crate::error::corrupt;
 use crate::{Store, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -453,6 +453,23 @@ impl Store {
         rows.into_iter()
             .map(|r| decode(&EventRow::from(r)))
             .collect()
+    }
+
+    /// The identity of this database's revocation log, made once with the
+    /// schema: what a feed says it serves, so a verifier reading this store
+    /// can tell whether a feed is the same log.
+    pub async fn log_id(&self) -> Result<String, StoreError> {
+        log_identity::Entity::find()
+            .one(&self.db)
+            .await?
+            .map(|row| row.id)
+            .ok_or_else(|| {
+                StoreError::Corrupt(
+                    "the store has no log identity: start the issuer (or run tessera-migration) \
+                     to migrate it"
+                        .into(),
+                )
+            })
     }
 
     /// The highest sequence number handed out so far (0 before any event).

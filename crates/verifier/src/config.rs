@@ -95,21 +95,38 @@ pub struct VerifierConfig {
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
-    /// The issuer (`http://host:port`) whose revocation feed is followed
-    /// instead of polling the store; `off` polls only. While the feed
-    /// cannot be reached, the store is polled every `--sync-interval`.
+    /// The upstreams (`http(s)://host:port`, issuers or relays,
+    /// comma-separated and tried in turn) whose revocation feed is
+    /// followed instead of polling the store; `off` polls only. While no
+    /// upstream can be followed, the store is polled every
+    /// `--sync-interval`. A feed whose log is not this verifier's store's
+    /// makes the verifier refuse to serve.
     #[arg(long, env = "TESSERA_REVOCATION_FEED", default_value = DEFAULT_FEED)]
     pub revocation_feed: String,
 
     /// The secret the issuer's `--feed-secret` names, sent to follow its
-    /// feed.
+    /// feed (a feed admits no one without it).
     #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
     pub feed_secret: Option<String>,
+
+    /// CA certificates (PEM) an `https://` upstream's certificate must
+    /// chain to; without it, the system's trusted roots.
+    #[arg(long, env = "TESSERA_FEED_CA")]
+    pub feed_ca: Option<std::path::PathBuf>,
+
+    /// A client certificate (PEM) for `https://` upstreams that require
+    /// mTLS, with `--feed-client-key`.
+    #[arg(long, env = "TESSERA_FEED_CLIENT_CERT")]
+    pub feed_client_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of `--feed-client-cert`.
+    #[arg(long, env = "TESSERA_FEED_CLIENT_KEY")]
+    pub feed_client_key: Option<std::path::PathBuf>,
 
     /// Also serve the revocation feed (`WatchRevocations`) to other
     /// verifiers, read from this verifier's store every 100 ms: a regional
     /// tier that many verifiers follow while only it reads the store. Its
-    /// followers present `--feed-secret` (without one: loopback only).
+    /// followers present `--feed-secret` (without one it admits no one).
     #[arg(long, env = "TESSERA_SERVE_FEED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub serve_feed: bool,
 
@@ -229,6 +246,9 @@ impl VerifierConfig {
             trusted_proxies: Vec::new(),
             revocation_feed: "off".into(),
             feed_secret: None,
+            feed_ca: None,
+            feed_client_cert: None,
+            feed_client_key: None,
             serve_feed: false,
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),

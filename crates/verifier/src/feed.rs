@@ -6,9 +6,15 @@
 //! dropped and opened again from the view's own last event, which the
 //! issuer fills from the store. A message or heartbeat marks the view
 //! current, exactly as a successful poll does, so staleness, health and
-//! failing closed do not depend on the source. While the feed cannot be
-//! reached, the caller polls the store and tries the feed again later.
+//! failing closed do not depend on the source. While no upstream can be
+//! followed, the caller polls the store and tries them again later, each
+//! in turn.
+//!
+//! Every message names the log it comes from. A message from a log other
+//! than the store's is never applied: the follower records the mismatch
+//! and the caller stops serving.
 
+use crate::upstream::{Upstream, describe};
 use crate::view::View;
 use std::time::Duration;
 use tessera_core::revocation::RevocationSet;
@@ -16,7 +22,7 @@ use tessera_feed::from_wire;
 use tessera_proto::v1::{self, revocation_feed_service_client::RevocationFeedServiceClient};
 use tokio::time::Instant;
 use tonic::Streaming;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// How long to wait before trying an unreachable feed again, at first.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -44,12 +50,38 @@ pub enum Step {
     /// The feed skipped events: poll the store now and reopen the stream
     /// at once, from the view's last event.
     Resync,
+    /// The feed serves another log than the store's: see
+    /// [`Follower::mismatch`]. Nothing of it was applied.
+    WrongLog,
 }
 
-/// The state of following one feed.
+/// A feed found serving another log than the one expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub url: String,
+    /// The identity the feed sent (empty: it sent none).
+    pub feed_log: String,
+    pub expected_log: String,
+}
+
+/// What following counts.
+#[derive(Debug, Clone, Default)]
+pub struct FollowerMetrics {
+    /// Gaps that made the follower start over.
+    pub resyncs: prometheus_client::metrics::counter::Counter,
+    /// Attempts to open a stream that failed.
+    pub failures: prometheus_client::metrics::counter::Counter,
+}
+
+/// The state of following the upstreams' feed.
 pub struct Follower {
-    endpoint: Option<Endpoint>,
+    upstreams: Vec<Upstream>,
+    /// The upstream tried next, or followed now.
+    current: usize,
     secret: Option<String>,
+    /// The identity of the log the view must come from, when known.
+    expected_log: Option<String>,
+    mismatch: Option<Mismatch>,
     stream: Option<Streaming<v1::WatchRevocationsResponse>>,
     /// The position the stream has taken the view to.
     position: i64,
@@ -57,8 +89,7 @@ pub struct Follower {
     retry: Duration,
     /// When the stream last sent anything.
     heard: Instant,
-    /// Counts gaps that made the follower start over.
-    resyncs: prometheus_client::metrics::counter::Counter,
+    metrics: FollowerMetrics,
 }
 
 impl std::fmt::Debug for Follower {
@@ -71,35 +102,31 @@ impl std::fmt::Debug for Follower {
 }
 
 impl Follower {
-    /// Follows `url`; a URL that cannot be an endpoint is logged and the
-    /// store is polled instead.
-    pub fn new(
-        url: &str,
-        secret: Option<String>,
-        resyncs: prometheus_client::metrics::counter::Counter,
-    ) -> Self {
-        let endpoint = match Endpoint::from_shared(url.to_owned()) {
-            Ok(e) => Some(
-                e.connect_timeout(Duration::from_secs(2))
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .keep_alive_timeout(Duration::from_secs(5)),
-            ),
-            Err(e) => {
-                tracing::error!(%url, error = %e, "the revocation feed URL is unusable; polling the store");
-                None
-            }
-        };
+    /// Follows `upstreams` (checked at start: [`crate::upstream`]), in turn.
+    pub fn new(upstreams: Vec<Upstream>, secret: Option<String>, metrics: FollowerMetrics) -> Self {
         Self {
-            endpoint,
+            upstreams,
+            current: 0,
             secret,
+            expected_log: None,
+            mismatch: None,
             stream: None,
             position: 0,
             retry_at: Instant::now(),
             retry: FIRST_RETRY,
             heard: Instant::now(),
-            resyncs,
+            metrics,
         }
+    }
+
+    /// Accepts messages of the log `id` only.
+    pub fn expect_log(&mut self, id: String) {
+        self.expected_log = Some(id);
+    }
+
+    /// The feed found serving another log, if one was.
+    pub fn mismatch(&self) -> Option<&Mismatch> {
+        self.mismatch.as_ref()
     }
 
     /// Whether a stream is open now.
@@ -107,9 +134,60 @@ impl Follower {
         self.stream.is_some()
     }
 
+    /// How long until an upstream is due to be tried again, while none is
+    /// followed: polling must not make a retry wait a whole sync interval.
+    pub fn retry_in(&self) -> Option<Duration> {
+        self.stream
+            .is_none()
+            .then(|| self.retry_at.saturating_duration_since(Instant::now()))
+    }
+
+    /// The upstream followed now, or tried next.
+    pub fn url(&self) -> &str {
+        self.upstreams
+            .get(self.current)
+            .map_or("", |u| u.url.as_str())
+    }
+
+    /// Whether `message` is of the expected log; records the mismatch and
+    /// drops the stream when it is not.
+    fn same_log(&mut self, message: &v1::WatchRevocationsResponse) -> bool {
+        let Some(expected) = &self.expected_log else {
+            return true;
+        };
+        if &message.log_id == expected {
+            return true;
+        }
+        self.mismatch = Some(Mismatch {
+            url: self.url().to_owned(),
+            feed_log: message.log_id.clone(),
+            expected_log: expected.clone(),
+        });
+        self.stream = None;
+        false
+    }
+
     async fn open(&mut self, after: i64) -> Result<(), String> {
-        let endpoint = self.endpoint.clone().ok_or("no usable feed URL")?;
-        let channel: Channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+        let result = self.open_current(after).await;
+        if result.is_err() {
+            self.metrics.failures.inc();
+            // The next attempt tries the next upstream.
+            self.current = (self.current + 1) % self.upstreams.len().max(1);
+        }
+        result
+    }
+
+    async fn open_current(&mut self, after: i64) -> Result<(), String> {
+        let upstream = self
+            .upstreams
+            .get(self.current)
+            .ok_or("no revocation feed is configured")?;
+        let url = upstream.url.clone();
+        let channel: Channel = upstream
+            .endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("{url}: {}", describe(&e)))?;
         let mut client =
             RevocationFeedServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         let mut request = tonic::Request::new(v1::WatchRevocationsRequest { after_seq: after });
@@ -122,7 +200,7 @@ impl Follower {
         let stream = client
             .watch_revocations(request)
             .await
-            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+            .map_err(|s| format!("{url}: {:?}: {}", s.code(), s.message()))?
             .into_inner();
         self.stream = Some(stream);
         self.position = after;
@@ -158,8 +236,11 @@ impl Follower {
                 Ok(Err(status)) => Err(format!("{}: {}", status.code(), status.message()))?,
                 Err(_) => Err("the feed went silent while loading")?,
             };
+            if !self.same_log(&message) {
+                Err("the feed serves another log than the store's")?;
+            }
             if message.after_seq != self.position {
-                self.resyncs.inc();
+                self.metrics.resyncs.inc();
                 Err("the feed skipped events while loading")?;
             }
             set.reserve(message.events.len());
@@ -187,16 +268,18 @@ impl Follower {
             let after = view.last_seq();
             match self.open(after).await {
                 Ok(()) => {
-                    tracing::info!(after, "following the revocation feed");
+                    tracing::info!(
+                        after,
+                        upstream = self.url(),
+                        "following the revocation feed"
+                    );
                     self.retry = FIRST_RETRY;
                 }
                 Err(e) => {
-                    // Said once per outage; each retry after that is a debug line.
-                    if self.retry == FIRST_RETRY {
-                        tracing::warn!(error = %e, "cannot follow the revocation feed; polling the store until it answers");
-                    } else {
-                        tracing::debug!(error = %e, retry_in = ?self.retry, "the revocation feed still does not answer");
-                    }
+                    // Every failed attempt is said (at most one every
+                    // MAX_RETRY once it lasts), with the cause: a wrong
+                    // certificate or secret must not pass for a short outage.
+                    tracing::warn!(error = %e, retry_in = ?self.retry, "cannot follow the revocation feed; polling the store until an upstream answers");
                     let retry = self.retry;
                     self.retry = (self.retry * 2).min(MAX_RETRY);
                     self.drop_stream(retry);
@@ -221,19 +304,24 @@ impl Follower {
                 return Step::Poll;
             }
             Ok(Err(status)) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "the revocation feed failed; polling the store until it is back");
-                self.drop_stream(FIRST_RETRY);
+                tracing::warn!(code = ?status.code(), message = status.message(), upstream = self.url(), "the revocation feed failed; polling the store until an upstream answers");
+                // Fail over: this upstream said it cannot serve.
+                self.current = (self.current + 1) % self.upstreams.len().max(1);
+                self.drop_stream(Duration::ZERO);
                 return Step::Poll;
             }
         };
         self.heard = Instant::now();
+        if !self.same_log(&message) {
+            return Step::WrongLog;
+        }
         if message.after_seq != self.position {
             tracing::warn!(
                 expected = self.position,
                 got = message.after_seq,
                 "the revocation feed skipped events; starting over from the view's last event"
             );
-            self.resyncs.inc();
+            self.metrics.resyncs.inc();
             self.drop_stream(Duration::ZERO);
             return Step::Resync;
         }

@@ -22,6 +22,7 @@ pub mod gateway;
 mod metrics;
 mod server;
 pub mod service;
+mod upstream;
 pub mod usage;
 mod verify;
 pub mod view;

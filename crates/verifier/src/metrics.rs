@@ -49,6 +49,11 @@ pub struct VerifierMetrics {
     pub feed_resyncs: Counter,
     /// Full loads of the view taken from the feed rather than the store.
     pub feed_loads: Counter,
+    /// Attempts to follow an upstream's feed that failed.
+    pub feed_failures: Counter,
+    /// 1 once the feed turned out to serve another log than the store's:
+    /// every token is refused until the verifier is restarted.
+    pub wrong_log: Gauge,
 }
 
 impl VerifierMetrics {
@@ -67,6 +72,8 @@ impl VerifierMetrics {
             feed_following: Gauge::default(),
             feed_resyncs: Counter::default(),
             feed_loads: Counter::default(),
+            feed_failures: Counter::default(),
+            wrong_log: Gauge::default(),
         };
         registry.register(
             "verify_answers",
@@ -125,6 +132,16 @@ impl VerifierMetrics {
             "revocation_feed_loads",
             "Full loads of the revocation view taken from the feed rather than the store",
             metrics.feed_loads.clone(),
+        );
+        registry.register(
+            "revocation_feed_failures",
+            "Attempts to follow an upstream's revocation feed that failed (unreachable, refused, bad certificate)",
+            metrics.feed_failures.clone(),
+        );
+        registry.register(
+            "revocation_feed_wrong_log",
+            "1 once the revocation feed serves another log than the store's: every token is refused",
+            metrics.wrong_log.clone(),
         );
         registry.register(
             "signature_cache_hits",

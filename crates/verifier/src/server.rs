@@ -2,10 +2,11 @@
 
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
-use crate::feed::{Follower, Step};
+use crate::feed::{Follower, FollowerMetrics, Mismatch, Step};
 use crate::gateway::rules::Rules;
 use crate::gateway::{Gateway, ext_authz, forward_auth};
 use crate::service::{Shared, Verifier};
+use crate::upstream::{self, Upstream};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct VerifierServer {
     /// The route rules file, read at bind so a mistake stops the start.
     rules: Option<Rules>,
     tls: Option<ServerTlsConfig>,
+    /// The feeds to follow, checked at bind for the same reason.
+    upstreams: Vec<Upstream>,
 }
 
 impl VerifierServer {
@@ -55,6 +58,7 @@ impl VerifierServer {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, VerifierError> {
         let tls = tls_config(&config)?;
+        let upstreams = upstream::upstreams(&config)?;
         let rules = match &config.route_rules {
             Some(path) => Some(Rules::load(path).map_err(VerifierError::Startup)?),
             None => None,
@@ -74,6 +78,7 @@ impl VerifierServer {
             shared: Arc::new(Shared::new(config, clock)),
             rules,
             tls,
+            upstreams,
         })
     }
 
@@ -104,7 +109,7 @@ impl VerifierServer {
         let config = shared.config.clone();
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let sync = tokio::spawn(keep_in_sync(shared.clone()));
+        let sync = tokio::spawn(keep_in_sync(shared.clone(), self.upstreams));
         let health = tokio::spawn(report_health(shared.clone(), reporter.clone()));
         // Stopped when this returns, and also when it is dropped unfinished:
         // an embedder that aborts its task (a test, `tessera dev`) must not
@@ -375,8 +380,48 @@ async fn connect(config: &VerifierConfig) -> Store {
     }
 }
 
+/// The identity of the store's revocation log, read until it is.
+async fn store_log_id(store: &Store) -> String {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match store.log_id().await {
+            Ok(id) => return id,
+            Err(e) => {
+                tracing::error!(error = %e, retry_in = ?backoff, "cannot read the store's log identity");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Refuses to serve for good: the feed is another log than the store.
+/// Every check answers STALE with the reason, health says NOT_SERVING, and
+/// the error is said again every minute for whoever reads the log later.
+async fn refuse_wrong_log(shared: &Shared, mismatch: &Mismatch) -> ! {
+    let store = tessera_store::redact(&shared.config.database_url);
+    let why = format!(
+        "the verifier refuses every token: its store ({store}) is revocation log {:?} but its \
+         feed ({}) serves log {:?}; point --revocation-feed at the issuers of this store, or \
+         the store at theirs, and restart",
+        mismatch.expected_log, mismatch.url, mismatch.feed_log
+    );
+    shared.view.refuse(why);
+    shared.metrics.wrong_log.set(1);
+    loop {
+        tracing::error!(
+            store = %store,
+            store_log = %mismatch.expected_log,
+            feed = %mismatch.url,
+            feed_log = %mismatch.feed_log,
+            "the revocation feed and the store are different logs: refusing every token"
+        );
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
 /// Loads the view, then follows the revocation log every sync interval.
-async fn keep_in_sync(shared: Arc<Shared>) {
+async fn keep_in_sync(shared: Arc<Shared>, upstreams: Vec<Upstream>) {
     let config = shared.config.clone();
     let store = connect(&config).await;
     let store = shared.store.get_or_init(|| store);
@@ -384,13 +429,19 @@ async fn keep_in_sync(shared: Arc<Shared>) {
     let mut failing = false;
     let mut keys_refreshed = Instant::now();
     let mut pruned = Instant::now();
-    let mut feed = config.feed().map(|url| {
-        Follower::new(
-            url,
-            config.feed_secret.clone(),
-            shared.metrics.feed_resyncs.clone(),
-        )
-    });
+    let mut feed = if upstreams.is_empty() {
+        None
+    } else {
+        let metrics = FollowerMetrics {
+            resyncs: shared.metrics.feed_resyncs.clone(),
+            failures: shared.metrics.feed_failures.clone(),
+        };
+        let mut follower = Follower::new(upstreams, config.feed_secret.clone(), metrics);
+        // A feed is followed only as this store's log: there is no way to
+        // answer from one log while following another.
+        follower.expect_log(store_log_id(store).await);
+        Some(follower)
+    };
     loop {
         let now_ms = shared.clock.now().timestamp_millis();
         // Polling waits a sync interval after each poll; a stream waits for
@@ -410,6 +461,10 @@ async fn keep_in_sync(shared: Arc<Shared>) {
             match step {
                 Step::Poll | Step::Resync => view.follow(store, now_ms).await.map(|_| ()),
                 Step::Applied(_) | Step::Quiet => Ok(()),
+                Step::WrongLog => match feed.as_ref().and_then(Follower::mismatch) {
+                    Some(mismatch) => refuse_wrong_log(&shared, mismatch).await,
+                    None => Ok(()),
+                },
             }
         } else {
             let started = Instant::now();
@@ -420,6 +475,9 @@ async fn keep_in_sync(shared: Arc<Shared>) {
                 Some(feed) => load_from_feed(&shared, store, feed, now_ms).await,
                 None => false,
             };
+            if let Some(mismatch) = feed.as_ref().and_then(Follower::mismatch) {
+                refuse_wrong_log(&shared, mismatch).await;
+            }
             let loaded = if from_feed {
                 Ok(())
             } else {
@@ -463,7 +521,9 @@ async fn keep_in_sync(shared: Arc<Shared>) {
             .feed_following
             .set(i64::from(feed.as_ref().is_some_and(Follower::is_following)));
         if polled {
-            tokio::time::sleep(config.sync_interval).await;
+            let retry = feed.as_ref().and_then(Follower::retry_in);
+            let wait = retry.map_or(config.sync_interval, |r| r.min(config.sync_interval));
+            tokio::time::sleep(wait).await;
         }
     }
 }

@@ -187,6 +187,9 @@ fn grant(g: Grant) -> v1::Grant {
 
 /// The STALE answer, if the view is too old to trust at `now_ms`.
 pub fn staleness(view: &View, now_ms: i64, policy: Policy) -> Option<v1::VerifyResponse> {
+    if let Some(why) = view.refusal() {
+        return Some(refusal(VerifyReason::Stale, why));
+    }
     match view.age_ms(now_ms) {
         None => Some(refusal(
             VerifyReason::Stale,

@@ -4,7 +4,7 @@
 use crate::error::VerifierError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use tessera_core::keys::VerifyingKey;
 use tessera_core::revocation::{Event, RevocationSet};
 use tessera_store::Store;
@@ -53,6 +53,9 @@ pub struct View {
     /// Clock time (Unix milliseconds) of the last successful sync.
     last_sync_ms: AtomicI64,
     loaded: AtomicBool,
+    /// Why the view is not to be trusted at all, once it is not: every
+    /// check is refused with it, whatever the view's age.
+    refused: OnceLock<String>,
 }
 
 impl View {
@@ -93,10 +96,21 @@ impl View {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// How old the view is at `now_ms`, if it was ever loaded.
+    /// How old the view is at `now_ms`, if it was ever loaded (and is not
+    /// refused: a refused view is never fresh).
     pub fn age_ms(&self, now_ms: i64) -> Option<i64> {
-        self.is_loaded()
+        (self.is_loaded() && self.refused.get().is_none())
             .then(|| now_ms.saturating_sub(self.last_sync_ms.load(Ordering::Acquire)))
+    }
+
+    /// Stops trusting the view for good, saying `why` to every check.
+    pub(crate) fn refuse(&self, why: String) {
+        let _ = self.refused.set(why);
+    }
+
+    /// Why the view is refused, if it is.
+    pub fn refusal(&self) -> Option<&str> {
+        self.refused.get().map(String::as_str)
     }
 
     /// The published keys as loaded last: one shared snapshot, so a check

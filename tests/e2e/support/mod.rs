@@ -5,6 +5,7 @@ pub mod db;
 pub mod http;
 pub mod lifecycle;
 pub mod permissions;
+pub mod pki;
 pub mod proxy;
 pub mod verifier;
 
@@ -39,6 +40,10 @@ pub fn init_logging() {
 
 /// The admin password every test issuer is started with.
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// The revocation feed's secret every test issuer and verifier shares: the
+/// feed admits no one without one.
+pub const FEED_SECRET: &str = "feed-secret-for-tests";
 
 /// Generates a `#[tokio::test]` per backend from an `async fn(Backend)`.
 /// The PostgreSQL one says plainly that it was skipped when no server is
@@ -88,6 +93,7 @@ pub fn issuer_config(db: &TestDb) -> IssuerConfig {
     config.db_schema = db.schema.clone();
     config.kek = Some(db.kek.to_base64());
     config.admin_password = Some(ADMIN_PASSWORD.into());
+    config.feed_secret = Some(FEED_SECRET.into());
     config.health_interval = Duration::from_millis(100);
     config.shutdown_delay = Duration::ZERO;
     config

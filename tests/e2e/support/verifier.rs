@@ -28,6 +28,7 @@ pub struct VerifierHarness {
 pub fn verifier_config(db: &TestDb) -> VerifierConfig {
     let mut config = VerifierConfig::new("127.0.0.1:0".parse().expect("address"), db.url.clone());
     config.db_schema = db.schema.clone();
+    config.feed_secret = Some(super::FEED_SECRET.into());
     config.sync_interval = Duration::from_millis(50);
     config.shutdown_delay = Duration::ZERO;
     config

@@ -87,6 +87,19 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     verifier_config.listen = args.verifier_listen;
     verifier_config.database_url = url;
     verifier_config.shutdown_delay = std::time::Duration::ZERO;
+    // The verifier follows this issuer's feed (below, once its address is
+    // known), with a secret both share: the feed admits no one without one.
+    let feed_secret = match issuer_config
+        .feed_secret
+        .clone()
+        .or_else(|| verifier_config.feed_secret.clone())
+    {
+        Some(secret) => secret,
+        None => tessera_core::random::url_safe_string::<32>()
+            .map_err(|e| CliError::Local(format!("cannot make a feed secret: {e}")))?,
+    };
+    issuer_config.feed_secret = Some(feed_secret.clone());
+    verifier_config.feed_secret = Some(feed_secret);
     // Both addresses first: a busy port fails before anything is written.
     for (what, addr, flag) in [
         ("issuer", args.issuer_listen, "--issuer-listen"),
@@ -104,12 +117,13 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     let issuer = Issuer::bind(issuer_config, clock.clone())
         .await
         .map_err(|e| CliError::Local(format!("issuer: {e}")))?;
-    let verifier = VerifierServer::bind(verifier_config, clock)
-        .await
-        .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
     let issuer_addr = issuer
         .local_addr()
         .map_err(|e| CliError::Local(e.to_string()))?;
+    verifier_config.revocation_feed = format!("http://{issuer_addr}");
+    let verifier = VerifierServer::bind(verifier_config, clock)
+        .await
+        .map_err(|e| CliError::Local(format!("verifier: {e}")))?;
     let issuer_task = tokio::spawn(issuer.run_until(until_stopped(stopped.clone())));
     // The verifier reads the tables the issuer creates: start it second.
     wait_serving("issuer", issuer_addr).await?;
