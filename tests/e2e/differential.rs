@@ -221,6 +221,9 @@ struct Token {
 struct World {
     issuer: Harness,
     verifier: VerifierHarness,
+    /// A verifier with no store: keys, events and its log all come over
+    /// the feed. It must answer exactly as `verifier` does.
+    fed: VerifierHarness,
     store: Store,
     admin: String,
     users: Vec<User>,
@@ -279,15 +282,23 @@ impl World {
         // No leeway anywhere, so a status (judged without one) and an
         // answer must agree to the second.
         config.clock_leeway = std::time::Duration::ZERO;
+        // Heartbeats often: the fed verifier is current by the manual
+        // clock only once it hears from the feed after each move.
+        config.feed_heartbeat = std::time::Duration::from_millis(20);
         let issuer = Harness::start_with(db, config).await;
         let mut vconfig = verifier_config(issuer.db());
         vconfig.clock_leeway = std::time::Duration::ZERO;
         vconfig.sync_interval = std::time::Duration::from_millis(5);
         vconfig.key_refresh_min_interval = std::time::Duration::ZERO;
+        let mut fconfig = vconfig.clone();
+        fconfig.database_url = String::new();
+        fconfig.revocation_feed = format!("http://{}", issuer.addr);
         let verifier = VerifierHarness::spawn(vconfig, issuer.clock.clone()).await;
-        verifier
-            .wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
-            .await;
+        let fed = VerifierHarness::spawn(fconfig, issuer.clock.clone()).await;
+        for v in [&verifier, &fed] {
+            v.wait_for_health(tonic_health::pb::health_check_response::ServingStatus::Serving)
+                .await;
+        }
         let store = issuer.db().store().await;
         let admin_token = issuer
             .tokens()
@@ -309,6 +320,7 @@ impl World {
         Ok(Self {
             issuer,
             verifier,
+            fed,
             store,
             admin: admin_token,
             users: Vec::new(),
@@ -770,9 +782,11 @@ impl World {
 
     /// Judges every secret three ways and checks the model.
     async fn check(&mut self) -> Result<(), String> {
-        self.verifier
-            .wait_for_sync(&self.store, self.issuer.clock.as_ref())
-            .await;
+        for verifier in [&self.verifier, &self.fed] {
+            verifier
+                .wait_for_sync(&self.store, self.issuer.clock.as_ref())
+                .await;
+        }
         let mut statuses: HashMap<String, Option<v1::Token>> = HashMap::new();
         for t in &self.tokens {
             let got = self
@@ -807,6 +821,20 @@ impl World {
         let label = format!("secret #{index} of token {}", s.token_id);
         let answer = self.verifier.verify(&s.secret, "", "").await;
         let reason = VerifyReason::try_from(answer.reason).unwrap_or(VerifyReason::Unspecified);
+        let fed = self.fed.verify(&s.secret, "", "").await;
+        if (fed.valid, fed.reason, &fed.token_id, &fed.grants)
+            != (
+                answer.valid,
+                answer.reason,
+                &answer.token_id,
+                &answer.grants,
+            )
+        {
+            return Err(format!(
+                "{label}: the verifier fed only by the feed answers {fed:?}, the one reading \
+                 the store {answer:?}"
+            ));
+        }
         let authenticated = match self
             .issuer
             .tokens()

@@ -7,6 +7,7 @@ mod support;
 mod abuse;
 mod cli;
 mod differential;
+mod feed_only;
 mod feed_truth;
 mod first_hour;
 mod gateways;

@@ -489,6 +489,7 @@ impl RevocationFeedService for Gappy {
                     last_seq: later[0].seq,
                     caught_up: true,
                     log_id: self.log_id.clone(),
+                    keys: Vec::new(),
                 }),
                 Ok(v1::WatchRevocationsResponse {
                     after_seq: later[0].seq + 1,
@@ -496,6 +497,7 @@ impl RevocationFeedService for Gappy {
                     last_seq: last,
                     caught_up: true,
                     log_id: self.log_id.clone(),
+                    keys: Vec::new(),
                 }),
             ]
         } else {
@@ -505,10 +507,18 @@ impl RevocationFeedService for Gappy {
                 last_seq: last,
                 caught_up: true,
                 log_id: self.log_id.clone(),
+                keys: Vec::new(),
             })]
         };
         let stream = tokio_stream::iter(messages).chain(tokio_stream::pending());
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report_usage(
+        &self,
+        _request: Request<v1::ReportUsageRequest>,
+    ) -> Result<Response<v1::ReportUsageResponse>, Status> {
+        Err(Status::unimplemented("this fake feed takes no token uses"))
     }
 }
 

@@ -118,7 +118,10 @@ async fn flush(fixture: &Fixture, name: &str, tokens: u64) -> Result<()> {
     }
     let counting = started.elapsed();
     let started = Instant::now();
-    let flushed = usage.flush(&fixture.store).await?;
+    let flushed = usage
+        .flush(&fixture.store)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let took = started.elapsed();
     let merged = fixture.used_tokens().await?;
     ensure!(

@@ -13,9 +13,22 @@
 //! message within `slow_follower` (10 s by default) is cut off, and reconnects from its
 //! position, so a slow follower costs the server one channel's worth of
 //! messages, never a growing queue.
+//!
+//! A relay has no reader of its own: the verifier hands it every message
+//! its own upstream sends ([`Feed::accept`]), and what is older than the
+//! window comes from that upstream ([`source::Source`]). Every message
+//! names the log and, when they change, carries the published keys, so a
+//! follower needs nothing but the feed.
+
+pub mod source;
+mod wire;
+
+pub use source::{Source, StoreSource};
+pub use wire::{from_wire, key_to_wire, to_wire, use_from_wire, use_to_wire};
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tessera_core::Clock;
@@ -24,21 +37,24 @@ use tessera_proto::v1::revocation_feed_service_server::{
 };
 use tessera_proto::v1::{self};
 use tessera_store::Store;
-use tessera_store::revocation::EventRow;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-/// Events kept in memory for followers that are nearly current.
-const WINDOW: usize = 100_000;
+/// Events kept in memory for followers that are nearly current, unless
+/// [`Settings::window`] says otherwise.
+pub const WINDOW: usize = 100_000;
 
 /// Events per message (and per store read) while a follower catches up.
 const PAGE: u64 = 5_000;
 
 /// Messages queued for one follower before it is waited on.
 const QUEUE: usize = 4;
+
+/// Most token uses one ReportUsage call carries (the store's merge chunk).
+pub const MAX_REPORTED: usize = tessera_store::usage::CHUNK;
 
 /// How a feed reads and serves.
 #[derive(Debug, Clone)]
@@ -51,6 +67,9 @@ pub struct Settings {
     pub slow_follower: Duration,
     /// What followers must present; `None`: the feed admits no one.
     pub secret: Option<String>,
+    /// Most events kept in memory ([`WINDOW`]); older ones are read from
+    /// the source.
+    pub window: usize,
 }
 
 /// What the reader last saw.
@@ -99,13 +118,20 @@ pub struct Feed {
     heartbeat: Duration,
     poll: Duration,
     slow_follower: Duration,
+    window_size: usize,
     /// What followers must present; `None`: the feed admits no one.
     secret: Option<String>,
     clock: Arc<dyn Clock>,
-    /// The store read, once [`Feed::read`] has it.
-    store: OnceLock<Store>,
+    /// What lies beyond the window, once [`Feed::read`] or
+    /// [`Feed::relay_from`] has it.
+    source: OnceLock<Arc<dyn Source>>,
     /// The identity of the log read, sent with every message.
     log_id: OnceLock<String>,
+    /// The published keys, and a number that changes with them.
+    keys: RwLock<(u64, Arc<Vec<v1::FeedKey>>)>,
+    /// False while a relay's upstream is catching up itself: a relay's
+    /// follower is caught up only when the relay is.
+    upstream_current: AtomicBool,
     /// When a read of the log last succeeded.
     read_ok: Mutex<Instant>,
     /// Set when the server stops: every stream ends, so the drain does not
@@ -131,10 +157,13 @@ impl Feed {
             heartbeat: settings.heartbeat,
             poll: settings.poll,
             slow_follower: settings.slow_follower,
+            window_size: settings.window.max(1),
             secret: settings.secret,
             clock,
-            store: OnceLock::new(),
+            source: OnceLock::new(),
             log_id: OnceLock::new(),
+            keys: RwLock::new((0, Arc::new(Vec::new()))),
+            upstream_current: AtomicBool::new(true),
             read_ok: Mutex::new(Instant::now()),
             closing: watch::Sender::new(false),
         }
@@ -177,11 +206,25 @@ impl Feed {
                 }
             }
         }
-        let store = self.store.get_or_init(|| store).clone();
+        let _ = self.source.set(Arc::new(StoreSource(store.clone())));
         let mut appended = store.appended();
         let mut failing = false;
         let mut head: Option<i64> = None;
+        let mut keys_read: Option<Instant> = None;
         loop {
+            // Keys change rarely and are published before they sign: one
+            // read a heartbeat is soon enough, and costs the store little.
+            if keys_read.is_none_or(|at| at.elapsed() >= self.heartbeat) {
+                match store.published_keys(self.clock.now().timestamp()).await {
+                    Ok(rows) => {
+                        keys_read = Some(Instant::now());
+                        self.set_keys(rows.iter().map(key_to_wire).collect());
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "revocation feed could not read the keys");
+                    }
+                }
+            }
             match self.read_once(&store, head).await {
                 Ok(seq) => {
                     if failing {
@@ -226,7 +269,7 @@ impl Feed {
                 seq = last.seq;
                 let mut window = self.window.write().unwrap_or_else(|e| e.into_inner());
                 window.events.extend(rows.into_iter().map(to_wire));
-                while window.events.len() > WINDOW {
+                while window.events.len() > self.window_size {
                     if let Some(gone) = window.events.pop_front() {
                         window.base = gone.seq;
                     }
@@ -242,6 +285,69 @@ impl Feed {
 
     fn publish(&self, seq: i64) {
         self.head.send_replace(Some(Head { seq }));
+    }
+
+    /// Records the published keys; followers get them with their next
+    /// message when they changed.
+    fn set_keys(&self, mut keys: Vec<v1::FeedKey>) {
+        if keys.is_empty() {
+            return;
+        }
+        keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+        let changed = {
+            let mut held = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            let changed = *held.1 != keys;
+            if changed {
+                *held = (held.0.wrapping_add(1), Arc::new(keys));
+            }
+            changed
+        };
+        if changed {
+            // Wakes every stream to send them.
+            self.head.send_modify(|_| {});
+        }
+    }
+
+    fn keys_now(&self) -> (u64, Arc<Vec<v1::FeedKey>>) {
+        let held = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        (held.0, held.1.clone())
+    }
+
+    /// A relay's way back to its upstream, for followers older than the
+    /// window and for token uses reported to it.
+    pub fn relay_from(&self, source: Arc<dyn Source>) {
+        let _ = self.source.set(source);
+    }
+
+    /// Takes in a message a relay's own upstream sent (already checked to
+    /// continue the relay's position and to be of its log): its events go
+    /// into the window, its position becomes the head, its keys the keys.
+    pub fn accept(&self, message: &v1::WatchRevocationsResponse) {
+        if !message.log_id.is_empty() {
+            let _ = self.log_id.set(message.log_id.clone());
+        }
+        {
+            let mut window = self.window.write().unwrap_or_else(|e| e.into_inner());
+            let head = (*self.head.borrow()).map(|h| h.seq);
+            // A message that does not continue the window (the relay
+            // started over, or polled its store meanwhile) starts it anew:
+            // what came before is backfilled from upstream.
+            if head != Some(message.after_seq) {
+                window.events.clear();
+                window.base = message.after_seq;
+            }
+            window.events.extend(message.events.iter().cloned());
+            while window.events.len() > self.window_size {
+                if let Some(gone) = window.events.pop_front() {
+                    window.base = gone.seq;
+                }
+            }
+        }
+        self.set_keys(message.keys.clone());
+        self.upstream_current
+            .store(message.caught_up, Ordering::Release);
+        self.read_succeeded();
+        self.publish(message.last_seq);
     }
 
     /// How long a read of the log may be behind (or take) before this feed
@@ -267,6 +373,24 @@ impl Feed {
             <= self.trust_for()
     }
 
+    /// Refuses a caller without the feed secret, and everyone when there is
+    /// none.
+    fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(secret) = self.secret.as_deref() else {
+            return Err(Status::unauthenticated(
+                "this server's revocation feed is off: it has no --feed-secret \
+                 (TESSERA_FEED_SECRET); give it one, and its followers the same",
+            ));
+        };
+        if !admitted(request, secret) {
+            return Err(Status::unauthenticated(
+                "following the revocation feed needs the feed secret \
+                 (authorization: Bearer <secret>; --feed-secret on both sides)",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether this feed can vouch for the log now (read, and recently),
     /// waiting at most [`Feed::trust_for`] for a first read.
     async fn wait_current(&self) -> bool {
@@ -285,6 +409,8 @@ impl Feed {
         let mut heads = self.head.subscribe();
         let mut closing = self.closing.subscribe();
         let mut last_sent = Instant::now();
+        // The key set this follower holds: none yet.
+        let mut keys_sent: Option<u64> = None;
         loop {
             if *closing.borrow_and_update() {
                 let _ = follower.try_send(Err(Status::unavailable(
@@ -310,38 +436,26 @@ impl Feed {
                 .read()
                 .unwrap_or_else(|e| e.into_inner())
                 .after(after, head.seq);
+            let (keys_version, keys) = self.keys_now();
+            let keys_due = keys_sent != Some(keys_version) && !keys.is_empty();
             let message = match found {
-                // Older than the window: from the store, a page at a time,
-                // up to where the window starts.
+                // Older than the window: from the source (the store, or a
+                // relay's upstream), a page at a time.
                 None => {
                     let base = self.window.read().unwrap_or_else(|e| e.into_inner()).base;
                     let now = self.clock.now().timestamp();
                     // Set before the first head is published.
-                    let Some(store) = self.store.get() else {
+                    let Some(source) = self.source.get() else {
                         return;
                     };
                     let read = tokio::time::timeout(
                         self.trust_for(),
-                        store.event_rows_between(after, base, Some(now), PAGE),
+                        source.backfill(after, base, now, PAGE),
                     )
                     .await
-                    .unwrap_or_else(|_| {
-                        Err(tessera_store::StoreError::Unavailable(
-                            "the log did not answer in time".into(),
-                        ))
-                    });
+                    .unwrap_or_else(|_| Err("the log did not answer in time".into()));
                     match read {
-                        Ok(rows) => {
-                            let last = match rows.last() {
-                                Some(row) if rows.len() as u64 == PAGE => row.seq,
-                                _ => base,
-                            };
-                            Some(message(
-                                after,
-                                rows.into_iter().map(to_wire).collect(),
-                                last,
-                            ))
-                        }
+                        Ok((events, last)) => Some(message(after, events, last.max(after))),
                         Err(e) => {
                             tracing::warn!(error = %e, "revocation feed could not read the log for a follower");
                             let _ = follower.send(Err(unreadable())).await;
@@ -350,6 +464,8 @@ impl Feed {
                     }
                 }
                 Some((events, last)) if !events.is_empty() => Some(message(after, events, last)),
+                // New keys go out at once, with no events.
+                Some((_, last)) if keys_due => Some(message(after, Vec::new(), last.max(after))),
                 // Nothing new. A follower ahead of this reader (fed by a
                 // fresher replica) waits for it to catch up.
                 Some(_) if after > head.seq => None,
@@ -360,10 +476,15 @@ impl Feed {
             };
             match message {
                 Some(mut message) => {
-                    message.caught_up = message.last_seq >= head.seq;
+                    message.caught_up = message.last_seq >= head.seq
+                        && self.upstream_current.load(Ordering::Acquire);
                     message
                         .log_id
                         .clone_from(self.log_id.get().unwrap_or(&String::new()));
+                    if keys_due {
+                        message.keys = keys.to_vec();
+                        keys_sent = Some(keys_version);
+                    }
                     after = message.last_seq;
                     match follower.send_timeout(Ok(message), self.slow_follower).await {
                         Ok(()) => last_sent = Instant::now(),
@@ -404,33 +525,7 @@ fn message(
         last_seq: last,
         caught_up: false,
         log_id: String::new(),
-    }
-}
-
-/// An event in its wire form.
-pub fn to_wire(row: EventRow) -> v1::RevocationEvent {
-    v1::RevocationEvent {
-        seq: row.seq,
-        kind: row.kind,
-        token_id: row.token_id.unwrap_or_default(),
-        user_id: row.user_id.unwrap_or_default(),
-        issued_before: row.issued_before,
-        detail: row.detail,
-        prune_after: row.prune_after,
-    }
-}
-
-/// An event from its wire form.
-pub fn from_wire(event: &v1::RevocationEvent) -> EventRow {
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-    EventRow {
-        seq: event.seq,
-        kind: event.kind.clone(),
-        token_id: text(&event.token_id),
-        user_id: text(&event.user_id),
-        issued_before: event.issued_before,
-        detail: event.detail.clone(),
-        prune_after: event.prune_after,
+        keys: Vec::new(),
     }
 }
 
@@ -465,18 +560,7 @@ impl RevocationFeedService for FeedService {
         request: Request<v1::WatchRevocationsRequest>,
     ) -> Result<Response<Messages>, Status> {
         let feed = &self.0;
-        let Some(secret) = feed.secret.as_deref() else {
-            return Err(Status::unauthenticated(
-                "this server's revocation feed is off: it has no --feed-secret \
-                 (TESSERA_FEED_SECRET); give it one, and its followers the same",
-            ));
-        };
-        if !admitted(&request, secret) {
-            return Err(Status::unauthenticated(
-                "following the revocation feed needs the feed secret \
-                 (authorization: Bearer <secret>; --feed-secret on both sides)",
-            ));
-        }
+        feed.authenticate(&request)?;
         let after = request.get_ref().after_seq;
         if after < 0 {
             return Err(Status::invalid_argument("after_seq must not be negative"));
@@ -487,10 +571,64 @@ impl RevocationFeedService for FeedService {
         if !feed.wait_current().await {
             return Err(unreadable());
         }
+        tracing::info!(follower = %follower_name(&request), after, "a follower opened the revocation feed");
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(feed.clone().serve(after, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
+    async fn report_usage(
+        &self,
+        request: Request<v1::ReportUsageRequest>,
+    ) -> Result<Response<v1::ReportUsageResponse>, Status> {
+        let feed = &self.0;
+        feed.authenticate(&request)?;
+        let uses = request.into_inner().uses;
+        if uses.len() > MAX_REPORTED {
+            return Err(Status::invalid_argument(format!(
+                "at most {MAX_REPORTED} token uses a call, not {}: send them in several calls",
+                uses.len()
+            )));
+        }
+        if let Some(bad) = uses
+            .iter()
+            .find(|u| u.token_id.len() > 64 || u.count < 0 || u.last_used_time < 0)
+        {
+            return Err(Status::invalid_argument(format!(
+                "a token use for {:?} is malformed: ids are at most 64 characters, counts and \
+                 times not negative",
+                bad.token_id.chars().take(64).collect::<String>()
+            )));
+        }
+        let Some(source) = feed.source.get() else {
+            return Err(unreadable());
+        };
+        let merged = source.report(uses).await?;
+        Ok(Response::new(v1::ReportUsageResponse {
+            merged: i64::try_from(merged).unwrap_or(i64::MAX),
+        }))
+    }
+}
+
+/// The name a follower gives itself (`x-tessera-follower`, kept short and
+/// printable), or its address: for the issuer's logs.
+fn follower_name<T>(request: &Request<T>) -> String {
+    let given = request
+        .metadata()
+        .get("x-tessera-follower")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect::<String>()
+        })
+        .filter(|v| !v.is_empty());
+    given.unwrap_or_else(|| {
+        request
+            .remote_addr()
+            .map_or_else(|| "unknown".into(), |a| a.to_string())
+    })
 }
 
 #[cfg(test)]

@@ -106,6 +106,7 @@ impl Issuer {
                 heartbeat: config.feed_heartbeat,
                 slow_follower: config.feed_slow_follower,
                 secret: config.feed_secret.clone(),
+                window: tessera_feed::WINDOW,
             },
             shared.clock.clone(),
         ));

@@ -15,9 +15,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
 /// The feed followed by default: the issuer's default address.
 pub const DEFAULT_FEED: &str = "http://127.0.0.1:50051";
 
-/// The database the issuer uses by default (the verifier reads it).
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://tessera-data/tessera.db?mode=rwc";
-
 /// Everything the verifier can be told.
 #[derive(Clone, Args)]
 pub struct VerifierConfig {
@@ -25,8 +22,12 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_VERIFIER_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
-    /// The issuer's database, read for public keys and revocation events.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// The issuers' database, read directly (a single host, `tessera dev`):
+    /// keys, revocation events, and token uses written back. Unset (the
+    /// default), the verifier takes everything from its upstream feed and
+    /// needs no database credentials. With both, the feed must be this
+    /// store's log, or the verifier refuses to serve.
+    #[arg(long, env = "DATABASE_URL", default_value = "")]
     pub database_url: String,
 
     /// PostgreSQL schema to use instead of `public`.
@@ -109,6 +110,11 @@ pub struct VerifierConfig {
     #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
     pub feed_secret: Option<String>,
 
+    /// The name this verifier gives itself to its upstreams, for their
+    /// logs; by default `verifier@<listen address>`.
+    #[arg(long, env = "TESSERA_VERIFIER_NAME")]
+    pub name: Option<String>,
+
     /// CA certificates (PEM) an `https://` upstream's certificate must
     /// chain to; without it, the system's trusted roots.
     #[arg(long, env = "TESSERA_FEED_CA")]
@@ -124,11 +130,19 @@ pub struct VerifierConfig {
     pub feed_client_key: Option<std::path::PathBuf>,
 
     /// Also serve the revocation feed (`WatchRevocations`) to other
-    /// verifiers, read from this verifier's store every 100 ms: a regional
-    /// tier that many verifiers follow while only it reads the store. Its
-    /// followers present `--feed-secret` (without one it admits no one).
+    /// verifiers: a relay, forwarding what its own upstream sends as it
+    /// arrives (with no store of its own), so a tree of relays spreads one
+    /// issuer's log to many regions. Without an upstream it serves its
+    /// store's log, read every 100 ms. Its followers present
+    /// `--feed-secret` (without one it admits no one).
     #[arg(long, env = "TESSERA_SERVE_FEED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub serve_feed: bool,
+
+    /// Most events a relay keeps in memory (about 440 bytes each) for its
+    /// nearly current followers; those further behind are served from its
+    /// upstream.
+    #[arg(long, env = "TESSERA_RELAY_WINDOW", default_value_t = tessera_feed::WINDOW)]
+    pub relay_window: usize,
 
     /// Largest request accepted, in bytes; larger ones are refused by the transport.
     #[arg(long, env = "TESSERA_VERIFIER_MAX_MESSAGE_BYTES", default_value_t = 2 * 1024 * 1024)]
@@ -221,6 +235,19 @@ impl std::fmt::Debug for VerifierConfig {
 }
 
 impl VerifierConfig {
+    /// The store to read, when one is configured.
+    pub fn store_url(&self) -> Option<&str> {
+        let url = self.database_url.trim();
+        (!url.is_empty()).then_some(url)
+    }
+
+    /// The name given to upstreams.
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("verifier@{}", self.listen))
+    }
+
     /// The feed to follow, unless it is `off`.
     pub fn feed(&self) -> Option<&str> {
         let feed = self.revocation_feed.trim();
@@ -246,10 +273,12 @@ impl VerifierConfig {
             trusted_proxies: Vec::new(),
             revocation_feed: "off".into(),
             feed_secret: None,
+            name: None,
             feed_ca: None,
             feed_client_cert: None,
             feed_client_key: None,
             serve_feed: false,
+            relay_window: tessera_feed::WINDOW,
             max_message_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
             max_concurrent_requests: 4096,

@@ -14,11 +14,12 @@
 //! than the store's is never applied: the follower records the mismatch
 //! and the caller stops serving.
 
-use crate::upstream::{Upstream, describe};
+use crate::upstream::{Upstream, authorize, describe};
 use crate::view::View;
+use std::sync::Arc;
 use std::time::Duration;
 use tessera_core::revocation::RevocationSet;
-use tessera_feed::from_wire;
+use tessera_feed::{Feed, from_wire};
 use tessera_proto::v1::{self, revocation_feed_service_client::RevocationFeedServiceClient};
 use tokio::time::Instant;
 use tonic::Streaming;
@@ -79,8 +80,13 @@ pub struct Follower {
     /// The upstream tried next, or followed now.
     current: usize,
     secret: Option<String>,
-    /// The identity of the log the view must come from, when known.
+    /// The name this verifier gives itself to its upstreams.
+    name: String,
+    /// The identity of the log the view must come from: the store's, or
+    /// without a store the one the first message named.
     expected_log: Option<String>,
+    /// The feed this verifier relays, handed every message it applies.
+    relay: Option<Arc<Feed>>,
     mismatch: Option<Mismatch>,
     stream: Option<Streaming<v1::WatchRevocationsResponse>>,
     /// The position the stream has taken the view to.
@@ -103,12 +109,19 @@ impl std::fmt::Debug for Follower {
 
 impl Follower {
     /// Follows `upstreams` (checked at start: [`crate::upstream`]), in turn.
-    pub fn new(upstreams: Vec<Upstream>, secret: Option<String>, metrics: FollowerMetrics) -> Self {
+    pub fn new(
+        upstreams: Vec<Upstream>,
+        secret: Option<String>,
+        name: String,
+        metrics: FollowerMetrics,
+    ) -> Self {
         Self {
             upstreams,
             current: 0,
             secret,
+            name,
             expected_log: None,
+            relay: None,
             mismatch: None,
             stream: None,
             position: 0,
@@ -122,6 +135,22 @@ impl Follower {
     /// Accepts messages of the log `id` only.
     pub fn expect_log(&mut self, id: String) {
         self.expected_log = Some(id);
+    }
+
+    /// Hands every message applied to `feed`, which serves it onward.
+    pub fn relay_to(&mut self, feed: Arc<Feed>) {
+        self.relay = Some(feed);
+    }
+
+    /// Takes what a message carries besides events: the keys, and for a
+    /// relay, the message itself.
+    fn take_in(&self, view: &View, message: &v1::WatchRevocationsResponse) {
+        if !message.keys.is_empty() {
+            view.set_feed_keys(&message.keys);
+        }
+        if let Some(relay) = &self.relay {
+            relay.accept(message);
+        }
     }
 
     /// The feed found serving another log, if one was.
@@ -153,7 +182,19 @@ impl Follower {
     /// drops the stream when it is not.
     fn same_log(&mut self, message: &v1::WatchRevocationsResponse) -> bool {
         let Some(expected) = &self.expected_log else {
-            return true;
+            // No store to compare with: the first log is the one, and a
+            // failover to an upstream of another log is a mismatch.
+            if !message.log_id.is_empty() {
+                self.expected_log = Some(message.log_id.clone());
+                return true;
+            }
+            self.mismatch = Some(Mismatch {
+                url: self.url().to_owned(),
+                feed_log: String::new(),
+                expected_log: "a named log".into(),
+            });
+            self.stream = None;
+            return false;
         };
         if &message.log_id == expected {
             return true;
@@ -190,13 +231,11 @@ impl Follower {
             .map_err(|e| format!("{url}: {}", describe(&e)))?;
         let mut client =
             RevocationFeedServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
-        let mut request = tonic::Request::new(v1::WatchRevocationsRequest { after_seq: after });
-        if let Some(secret) = &self.secret {
-            let value = format!("Bearer {secret}")
-                .parse()
-                .map_err(|_| "the feed secret is not a valid header value")?;
-            request.metadata_mut().insert("authorization", value);
-        }
+        let request = authorize(
+            v1::WatchRevocationsRequest { after_seq: after },
+            self.secret.as_deref(),
+            &self.name,
+        )?;
         let stream = client
             .watch_revocations(request)
             .await
@@ -247,6 +286,7 @@ impl Follower {
             for event in &message.events {
                 set.apply(&from_wire(event).decode().map_err(|e| e.to_string())?);
             }
+            self.take_in(view, &message);
             applied += message.events.len();
             self.position = message.last_seq;
             self.heard = Instant::now();
@@ -333,6 +373,7 @@ impl Follower {
         match events {
             Ok(events) => {
                 view.apply(&events, now_ms());
+                self.take_in(view, &message);
                 self.position = message.last_seq;
                 Step::Applied(events.len())
             }

@@ -6,7 +6,7 @@ use crate::feed::{Follower, FollowerMetrics, Mismatch, Step};
 use crate::gateway::rules::Rules;
 use crate::gateway::{Gateway, ext_authz, forward_auth};
 use crate::service::{Shared, Verifier};
-use crate::upstream::{self, Upstream};
+use crate::upstream::{self, Upstream, UpstreamClient};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +59,13 @@ impl VerifierServer {
     ) -> Result<Self, VerifierError> {
         let tls = tls_config(&config)?;
         let upstreams = upstream::upstreams(&config)?;
+        if upstreams.is_empty() && config.store_url().is_none() {
+            return Err(VerifierError::Startup(
+                "the verifier has nothing to follow: give it an upstream feed \
+                 (--revocation-feed, TESSERA_REVOCATION_FEED) or a store (DATABASE_URL)"
+                    .into(),
+            ));
+        }
         let rules = match &config.route_rules {
             Some(path) => Some(Rules::load(path).map_err(VerifierError::Startup)?),
             None => None,
@@ -109,7 +116,26 @@ impl VerifierServer {
         let config = shared.config.clone();
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_health(&reporter, ServingStatus::NotServing).await;
-        let sync = tokio::spawn(keep_in_sync(shared.clone(), self.upstreams));
+        let upstream = (!self.upstreams.is_empty()).then(|| {
+            Arc::new(UpstreamClient::new(
+                &self.upstreams,
+                config.feed_secret.clone(),
+                config.name(),
+            ))
+        });
+        let feed = config.serve_feed.then(|| {
+            Arc::new(Feed::new(
+                Settings {
+                    poll: RELAY_POLL,
+                    heartbeat: RELAY_HEARTBEAT,
+                    slow_follower: RELAY_SLOW_FOLLOWER,
+                    secret: config.feed_secret.clone(),
+                    window: config.relay_window,
+                },
+                shared.clock.clone(),
+            ))
+        });
+        let sync = tokio::spawn(keep_in_sync(shared.clone(), self.upstreams, feed.clone()));
         let health = tokio::spawn(report_health(shared.clone(), reporter.clone()));
         // Stopped when this returns, and also when it is dropped unfinished:
         // an embedder that aborts its task (a test, `tessera dev`) must not
@@ -118,25 +144,22 @@ impl VerifierServer {
         tasks.add(&sync);
         tasks.add(&health);
         if shared.usage.is_on() {
-            tasks.add(&tokio::spawn(flush_usage(shared.clone())));
+            tasks.add(&tokio::spawn(flush_usage(shared.clone(), upstream.clone())));
         }
-        // A relay: the feed read from this verifier's own store.
-        let feed = config.serve_feed.then(|| {
-            Arc::new(Feed::new(
-                Settings {
-                    poll: RELAY_POLL,
-                    heartbeat: RELAY_HEARTBEAT,
-                    slow_follower: RELAY_SLOW_FOLLOWER,
-                    secret: config.feed_secret.clone(),
-                },
-                shared.clock.clone(),
-            ))
-        });
         if let Some(feed) = &feed {
-            let (feed, shared) = (feed.clone(), shared.clone());
-            tasks.add(&tokio::spawn(async move {
-                feed.read(|| shared.store.get().cloned()).await
-            }));
+            match &upstream {
+                // A relay forwards its upstream as each message arrives
+                // (the sync loop hands them over), and asks it for what is
+                // older than its window.
+                Some(upstream) => feed.relay_from(upstream.clone()),
+                // A single host with no upstream serves its store's log.
+                None => {
+                    let (feed, shared) = (feed.clone(), shared.clone());
+                    tasks.add(&tokio::spawn(async move {
+                        feed.read(|| shared.store.get().cloned()).await
+                    }));
+                }
+            }
         }
 
         // On the signal: stop the health task (it would report SERVING
@@ -224,13 +247,25 @@ impl VerifierServer {
             .await
             .map_err(|e| VerifierError::Startup(format!("server: {e}")));
         drop(tasks);
-        // A graceful stop keeps the last interval's uses, if the store
-        // answers soon; a crash loses them (see `usage`).
-        if let Some(store) = shared.store.get().filter(|_| shared.usage.is_on()) {
-            match tokio::time::timeout(FINAL_FLUSH, shared.usage.flush(store)).await {
-                Ok(Ok(flushed)) => tracing::info!(tokens = flushed.merged, "token uses flushed"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "token uses could not be flushed"),
-                Err(_) => tracing::warn!("token uses could not be flushed in time"),
+        // A graceful stop keeps the last interval's uses, if the store or
+        // the upstream answers soon; a crash loses them (see `usage`).
+        if shared.usage.is_on() {
+            let flushed = match (shared.store.get(), &upstream) {
+                (Some(store), _) => {
+                    Some(tokio::time::timeout(FINAL_FLUSH, shared.usage.flush(store)).await)
+                }
+                (None, Some(up)) => {
+                    Some(tokio::time::timeout(FINAL_FLUSH, shared.usage.flush(up.as_ref())).await)
+                }
+                (None, None) => None,
+            };
+            match flushed {
+                Some(Ok(Ok(flushed))) => {
+                    tracing::info!(tokens = flushed.merged, "token uses flushed")
+                }
+                Some(Ok(Err(e))) => tracing::warn!(error = %e, "token uses could not be flushed"),
+                Some(Err(_)) => tracing::warn!("token uses could not be flushed in time"),
+                None => {}
             }
         }
         result
@@ -275,22 +310,27 @@ const RELAY_SLOW_FOLLOWER: Duration = Duration::from_secs(10);
 /// How long a stopping verifier waits to write its last token uses.
 const FINAL_FLUSH: Duration = Duration::from_secs(5);
 
-/// Merges the token uses counted into the store every flush interval,
-/// once the store is open. A failed flush keeps what it could not write
-/// and is logged once until one succeeds.
-async fn flush_usage(shared: Arc<Shared>) {
+/// Merges the token uses counted every flush interval: into the store,
+/// once it is open, or without one through the upstream feed. A failed
+/// flush keeps what it could not write and is logged once until one
+/// succeeds.
+async fn flush_usage(shared: Arc<Shared>, upstream: Option<Arc<UpstreamClient>>) {
     let every = shared.config.usage_flush_interval;
     let mut failing = false;
+    let has_store = shared.config.store_url().is_some();
     loop {
         tokio::time::sleep(every).await;
-        let Some(store) = shared.store.get() else {
-            continue;
-        };
         let started = Instant::now();
-        match shared.usage.flush(store).await {
+        let flushed = match (shared.store.get(), &upstream) {
+            (Some(store), _) => shared.usage.flush(store).await,
+            (None, Some(upstream)) if !has_store => shared.usage.flush(upstream.as_ref()).await,
+            // The store is still opening.
+            _ => continue,
+        };
+        match flushed {
             Ok(flushed) => {
                 if failing {
-                    tracing::info!("token uses are merged into the store again");
+                    tracing::info!("token uses are merged again");
                 }
                 failing = false;
                 tracing::debug!(
@@ -302,12 +342,16 @@ async fn flush_usage(shared: Arc<Shared>) {
             }
             Err(e) => {
                 if !failing {
+                    let hint = if has_store {
+                        "into the store (on PostgreSQL the verifier's role needs UPDATE of \
+                         tokens' last-used columns: docs/verifier.md, \"Last used\")"
+                    } else {
+                        "by the upstream feed"
+                    };
                     tracing::warn!(
                         error = %e,
-                        "token uses could not be merged into the store; kept for the next flush \
-                         (on PostgreSQL the verifier's role needs UPDATE of tokens' last-used \
-                         columns: docs/verifier.md, \"Last used\"; --usage-flush-interval off \
-                         stops tracking)"
+                        "token uses could not be merged {hint}; kept for the next flush \
+                         (--usage-flush-interval off stops tracking)"
                     );
                 }
                 failing = true;
@@ -360,6 +404,63 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
         reporter.set_service_status(*name, status).await;
     }
 }
+
+/// Follows the feed with no store: the view, its keys and its log's
+/// identity all come from the upstreams. While none answers there is
+/// nothing to poll: the view ages, and past the staleness limit every
+/// check fails closed.
+async fn follow_only(shared: &Shared, mut feed: Follower) {
+    let config = &shared.config;
+    let view = &shared.view;
+    let now = || shared.clock.now().timestamp_millis();
+    let mut pruned = Instant::now();
+    let mut retry = FIRST_LOAD_RETRY;
+    loop {
+        if view.is_loaded() {
+            match feed.step(view, config.sync_interval, now).await {
+                Step::Applied(_) | Step::Quiet | Step::Resync => {}
+                Step::Poll => {
+                    let wait = feed.retry_in().unwrap_or(config.sync_interval);
+                    tokio::time::sleep(wait.min(config.sync_interval)).await;
+                }
+                Step::WrongLog => {}
+            }
+        } else {
+            let started = Instant::now();
+            match feed.load(view, now).await {
+                Ok(events) => {
+                    shared.metrics.feed_loads.inc();
+                    retry = FIRST_LOAD_RETRY;
+                    tracing::info!(events, took = ?started.elapsed(), upstream = feed.url(), "revocation view loaded from the feed");
+                }
+                Err(e) if feed.mismatch().is_none() => {
+                    tracing::warn!(error = %e, retry_in = ?retry, "cannot load the revocation view from the feed; no store to read instead");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(MAX_LOAD_RETRY);
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some(mismatch) = feed.mismatch() {
+            refuse_wrong_log(shared, mismatch).await;
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = Instant::now();
+            view.prune(now().div_euclid(1000));
+        }
+        let metrics = &shared.metrics;
+        metrics
+            .revocation_entries
+            .set(i64::try_from(view.revocation_entries()).unwrap_or(i64::MAX));
+        metrics.last_seq.set(view.last_seq());
+        metrics.feed_following.set(i64::from(feed.is_following()));
+    }
+}
+
+/// How long a verifier with no store waits to try loading its view again,
+/// at first and at most.
+const FIRST_LOAD_RETRY: Duration = Duration::from_millis(250);
+const MAX_LOAD_RETRY: Duration = Duration::from_secs(5);
 
 async fn connect(config: &VerifierConfig) -> Store {
     let mut backoff = Duration::from_millis(100);
@@ -420,28 +521,45 @@ async fn refuse_wrong_log(shared: &Shared, mismatch: &Mismatch) -> ! {
     }
 }
 
-/// Loads the view, then follows the revocation log every sync interval.
-async fn keep_in_sync(shared: Arc<Shared>, upstreams: Vec<Upstream>) {
+/// Loads the view, then follows the revocation log: over the feed, and
+/// through the store when there is one (at start, and while the feed is
+/// away); every message is handed on to `relay` when this verifier relays.
+async fn keep_in_sync(shared: Arc<Shared>, upstreams: Vec<Upstream>, relay: Option<Arc<Feed>>) {
     let config = shared.config.clone();
+    let mut feed = (!upstreams.is_empty()).then(|| {
+        let metrics = FollowerMetrics {
+            resyncs: shared.metrics.feed_resyncs.clone(),
+            failures: shared.metrics.feed_failures.clone(),
+        };
+        let mut follower = Follower::new(
+            upstreams,
+            config.feed_secret.clone(),
+            config.name(),
+            metrics,
+        );
+        if let Some(relay) = relay {
+            follower.relay_to(relay);
+        }
+        follower
+    });
+    if config.store_url().is_none() {
+        // Checked at bind: without a store there is an upstream.
+        if let Some(feed) = feed {
+            follow_only(&shared, feed).await;
+        }
+        return;
+    }
     let store = connect(&config).await;
     let store = shared.store.get_or_init(|| store);
     let view = &shared.view;
     let mut failing = false;
     let mut keys_refreshed = Instant::now();
     let mut pruned = Instant::now();
-    let mut feed = if upstreams.is_empty() {
-        None
-    } else {
-        let metrics = FollowerMetrics {
-            resyncs: shared.metrics.feed_resyncs.clone(),
-            failures: shared.metrics.feed_failures.clone(),
-        };
-        let mut follower = Follower::new(upstreams, config.feed_secret.clone(), metrics);
+    if let Some(feed) = feed.as_mut() {
         // A feed is followed only as this store's log: there is no way to
         // answer from one log while following another.
-        follower.expect_log(store_log_id(store).await);
-        Some(follower)
-    };
+        feed.expect_log(store_log_id(store).await);
+    }
     loop {
         let now_ms = shared.clock.now().timestamp_millis();
         // Polling waits a sync interval after each poll; a stream waits for

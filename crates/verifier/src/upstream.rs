@@ -1,13 +1,16 @@
 //! The upstreams a verifier follows (`--revocation-feed URL[,URL…]`,
 //! issuers or relays, tried in turn), checked at start: a URL the verifier
 //! cannot speak to stops the start with what to change, rather than
-//! leaving it polling the store without a word.
+//! leaving it polling the store without a word. Also the calls made to
+//! them besides following ([`UpstreamClient`]).
 
 use crate::config::VerifierConfig;
 use crate::error::VerifierError;
 use std::path::Path;
 use std::time::Duration;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tessera_proto::v1::{self, revocation_feed_service_client::RevocationFeedServiceClient};
+use tessera_store::usage::TokenUse;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// One upstream feed.
 #[derive(Debug, Clone)]
@@ -118,6 +121,156 @@ pub fn upstreams(config: &VerifierConfig) -> Result<Vec<Upstream>, VerifierError
         });
     }
     Ok(out)
+}
+
+/// Adds what every call to an upstream carries: the feed secret and the
+/// name this verifier gives itself.
+pub fn authorize<T>(
+    message: T,
+    secret: Option<&str>,
+    name: &str,
+) -> Result<tonic::Request<T>, String> {
+    let mut request = tonic::Request::new(message);
+    if let Some(secret) = secret {
+        let value = format!("Bearer {secret}")
+            .parse()
+            .map_err(|_| "the feed secret is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    if let Ok(value) = name.parse() {
+        request.metadata_mut().insert("x-tessera-follower", value);
+    }
+    Ok(request)
+}
+
+/// Calls to the upstreams other than following: reporting token uses,
+/// and, for a relay, the events its own window does not hold. Each call
+/// tries the upstreams in turn.
+pub struct UpstreamClient {
+    channels: Vec<(String, Channel)>,
+    secret: Option<String>,
+    name: String,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamClient")
+            .field("upstreams", &self.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long one backfill from upstream may wait for a message.
+const BACKFILL_WAIT: Duration = Duration::from_secs(5);
+
+impl UpstreamClient {
+    pub fn new(upstreams: &[Upstream], secret: Option<String>, name: String) -> Self {
+        let channels = upstreams
+            .iter()
+            .map(|u| (u.url.clone(), u.endpoint.connect_lazy()))
+            .collect();
+        Self {
+            channels,
+            secret,
+            name,
+        }
+    }
+
+    fn client(&self, channel: &Channel) -> RevocationFeedServiceClient<Channel> {
+        RevocationFeedServiceClient::new(channel.clone())
+            .max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    /// Reports one chunk of token uses to the first upstream that takes it.
+    pub async fn report(&self, uses: &[TokenUse]) -> Result<u64, String> {
+        let mut last = String::from("no upstream is configured");
+        for (url, channel) in &self.channels {
+            let message = v1::ReportUsageRequest {
+                uses: uses.iter().map(tessera_feed::use_to_wire).collect(),
+            };
+            let request = authorize(message, self.secret.as_deref(), &self.name)?;
+            match self.client(channel).report_usage(request).await {
+                Ok(reply) => return Ok(u64::try_from(reply.into_inner().merged).unwrap_or(0)),
+                Err(status) => last = format!("{url}: {:?}: {}", status.code(), status.message()),
+            }
+        }
+        Err(last)
+    }
+
+    /// The events after `after`, as far as one upstream message or `limit`
+    /// events take them, from the first upstream that answers.
+    async fn events_after(
+        &self,
+        after: i64,
+        limit: u64,
+    ) -> Result<(Vec<v1::RevocationEvent>, i64), String> {
+        let mut last = String::from("no upstream is configured");
+        for (url, channel) in &self.channels {
+            let request = authorize(
+                v1::WatchRevocationsRequest { after_seq: after },
+                self.secret.as_deref(),
+                &self.name,
+            )?;
+            let mut stream = match self.client(channel).watch_revocations(request).await {
+                Ok(reply) => reply.into_inner(),
+                Err(status) => {
+                    last = format!("{url}: {:?}: {}", status.code(), status.message());
+                    continue;
+                }
+            };
+            let mut events = Vec::new();
+            let mut position = after;
+            // Messages until one with events, a page's worth, or the end.
+            loop {
+                let message = match tokio::time::timeout(BACKFILL_WAIT, stream.message()).await {
+                    Ok(Ok(Some(message))) => message,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(status)) => return Err(format!("{url}: {}", status.message())),
+                    Err(_) => return Err(format!("{url}: no message within {BACKFILL_WAIT:?}")),
+                };
+                if message.after_seq != position {
+                    return Err(format!("{url}: the upstream skipped events"));
+                }
+                position = message.last_seq;
+                let caught_up = message.caught_up;
+                events.extend(message.events);
+                if !events.is_empty() || caught_up || events.len() as u64 >= limit {
+                    break;
+                }
+            }
+            return Ok((events, position));
+        }
+        Err(last)
+    }
+}
+
+impl crate::usage::Sink for UpstreamClient {
+    async fn merge(&self, uses: &[TokenUse]) -> Result<(), String> {
+        self.report(uses).await.map(|_| ())
+    }
+}
+
+#[tonic::async_trait]
+impl tessera_feed::Source for UpstreamClient {
+    async fn backfill(
+        &self,
+        after: i64,
+        _up_to: i64,
+        _now: i64,
+        limit: u64,
+    ) -> Result<(Vec<v1::RevocationEvent>, i64), String> {
+        self.events_after(after, limit).await
+    }
+
+    async fn report(&self, uses: Vec<v1::TokenUse>) -> Result<u64, tonic::Status> {
+        let uses: Vec<TokenUse> = uses
+            .into_iter()
+            .filter_map(tessera_feed::use_from_wire)
+            .collect();
+        UpstreamClient::report(self, &uses).await.map_err(|e| {
+            tonic::Status::unavailable(format!("the relay's upstream did not take the uses: {e}"))
+        })
+    }
 }
 
 /// The whole cause chain of a connection error: tonic's own text is only

@@ -1,6 +1,8 @@
 //! Last-used tracking: every OK answer is counted in memory, off the
-//! store, and merged into the store in batches every flush interval
-//! (`--usage-flush-interval`), never on the Verify path.
+//! store, and merged in batches every flush interval
+//! (`--usage-flush-interval`), never on the Verify path: into the store
+//! when the verifier reads one, else reported to its upstream feed
+//! (`ReportUsage`), which merges them by the same rules.
 //!
 //! Counting is one lock of one of [`SHARDS`] small maps. A flush takes the
 //! maps, merges them into the pending batch, and writes the batch in
@@ -18,8 +20,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
+use tessera_store::Store;
 use tessera_store::usage::{CHUNK, TokenUse};
-use tessera_store::{Store, StoreError};
+
+/// Where counted uses are merged: the store, or the upstream feed.
+pub trait Sink: Sync {
+    /// Merges one chunk (at most [`CHUNK`] uses, in token id order).
+    fn merge(&self, uses: &[TokenUse]) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+impl Sink for Store {
+    async fn merge(&self, uses: &[TokenUse]) -> Result<(), String> {
+        self.merge_usage(uses)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
 
 /// How many maps the counting is spread over, so concurrent answers
 /// rarely wait on one another's lock.
@@ -128,7 +145,7 @@ impl Usage {
 
     /// Merges what was counted into the store. On an error, what was not
     /// written stays pending for the next flush.
-    pub async fn flush(&self, store: &Store) -> Result<Flushed, StoreError> {
+    pub async fn flush(&self, sink: &impl Sink) -> Result<Flushed, String> {
         let mut pending = self.pending.lock().await;
         for shard in self.shards.iter() {
             let taken = std::mem::take(&mut *shard.lock().unwrap_or_else(PoisonError::into_inner));
@@ -157,7 +174,7 @@ impl Usage {
                 })
                 .collect();
             flushed.statements += 1;
-            if let Err(e) = store.merge_usage(&uses).await {
+            if let Err(e) = sink.merge(&uses).await {
                 result = Err(e);
                 break;
             }

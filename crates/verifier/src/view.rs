@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use tessera_core::keys::VerifyingKey;
 use tessera_core::revocation::{Event, RevocationSet};
+use tessera_proto::v1;
 use tessera_store::Store;
 
 /// Events fetched per query.
@@ -160,22 +161,44 @@ impl View {
     /// Reloads the published public keys.
     pub async fn refresh_keys(&self, store: &Store, now: i64) -> Result<usize, VerifierError> {
         let rows = store.published_keys(now).await?;
-        let named: Vec<String> = rows.iter().filter_map(|r| r.issuer.clone()).collect();
-        self.set_issuers(&named);
-        let mut keys = HashMap::with_capacity(rows.len());
-        for row in rows {
-            match VerifyingKey::from_public(&row.kid, &row.public_key) {
+        Ok(self.set_keys(
+            rows.iter()
+                .map(|r| (r.kid.as_str(), r.public_key.as_str(), r.issuer.as_deref())),
+        ))
+    }
+
+    /// Takes the keys a feed sent: every key published now.
+    pub(crate) fn set_feed_keys(&self, keys: &[v1::FeedKey]) -> usize {
+        self.set_keys(keys.iter().map(|k| {
+            let issuer = (!k.issuer.is_empty()).then_some(k.issuer.as_str());
+            (k.kid.as_str(), k.public_key.as_str(), issuer)
+        }))
+    }
+
+    /// Replaces the keys with `(kid, public key, issuer)`s, and the issuer
+    /// names accepted with theirs (unless configured); returns how many
+    /// keys were readable.
+    fn set_keys<'a>(
+        &self,
+        rows: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
+    ) -> usize {
+        let mut keys = HashMap::new();
+        let mut named = Vec::new();
+        for (kid, public_key, issuer) in rows {
+            named.extend(issuer.map(str::to_owned));
+            match VerifyingKey::from_public(kid, public_key) {
                 Ok(key) => {
-                    keys.insert(row.kid, key);
+                    keys.insert(kid.to_owned(), key);
                 }
                 Err(e) => {
-                    tracing::error!(kid = %row.kid, error = %e, "skipping an unreadable public key")
+                    tracing::error!(%kid, error = %e, "skipping an unreadable public key")
                 }
             }
         }
+        self.set_issuers(&named);
         let count = keys.len();
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
-        Ok(count)
+        count
     }
 
     /// The first full load: keys and every live revocation event. The new
