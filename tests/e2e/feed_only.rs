@@ -134,7 +134,11 @@ async fn a_verifier_with_no_store_serves_follows_keys_and_reports_uses(backend: 
 /// that a new follower's catch-up comes from upstream, and a leaf under
 /// them: a disable at the issuer reaches the leaf, pushed.
 async fn a_follower_of_a_relay_of_a_relay_sees_a_disable(backend: Backend) {
-    let issuer = Harness::start(backend).await;
+    let db = crate::support::TestDb::new(backend).await;
+    let mut config = crate::support::issuer_config(&db);
+    let metrics = crate::operations::free_addr();
+    config.metrics_listen = Some(metrics);
+    let issuer = Harness::start_with(db, config).await;
     // History before the relays start: more than their windows hold.
     let mut earlier = Vec::new();
     for n in 0..4 {
@@ -148,7 +152,9 @@ async fn a_follower_of_a_relay_of_a_relay_sees_a_disable(backend: Backend) {
         config.relay_window = 2;
         config
     };
-    let first = VerifierHarness::spawn(relay(issuer.addr), issuer.clock.clone()).await;
+    let mut first_config = relay(issuer.addr);
+    first_config.name = Some("relay-eu".into());
+    let first = VerifierHarness::spawn(first_config, issuer.clock.clone()).await;
     first.wait_for_health(ServingStatus::Serving).await;
     let second = VerifierHarness::spawn(relay(first.addr), issuer.clock.clone()).await;
     second.wait_for_health(ServingStatus::Serving).await;
@@ -173,6 +179,24 @@ async fn a_follower_of_a_relay_of_a_relay_sees_a_disable(backend: Backend) {
     for v in [&first, &second, &leaf] {
         assert!(v.shared.store.get().is_none(), "no tier opened a store");
         assert_eq!(v.shared.metrics.feed_following.get(), 1);
+    }
+    // The issuer counts its follower by the name it gave (the second tier
+    // backfilled from it too, under its own default name, and left).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = crate::operations::scrape(metrics).await;
+        if text.contains("tessera_issuer_feed_followers{follower=\"relay-eu\"} 1") {
+            assert!(
+                text.contains("tessera_issuer_feed_follower_lag_events{follower=\"relay-eu\"} 0"),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the issuer shows its follower: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     issuer.stop().await;
 }

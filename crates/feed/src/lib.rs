@@ -20,15 +20,17 @@
 //! names the log and, when they change, carries the published keys, so a
 //! follower needs nothing but the feed.
 
+mod catchup;
 pub mod source;
 mod wire;
 
 pub use source::{Source, StoreSource};
 pub use wire::{from_wire, key_to_wire, to_wire, use_from_wire, use_to_wire};
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 use tessera_core::Clock;
@@ -132,6 +134,11 @@ pub struct Feed {
     /// False while a relay's upstream is catching up itself: a relay's
     /// follower is caught up only when the relay is.
     upstream_current: AtomicBool,
+    /// Catch-up pages shared by followers starting together.
+    pages: catchup::Pages,
+    /// The open streams: each follower's name and position.
+    followers: Mutex<HashMap<u64, Following>>,
+    next_stream: AtomicU64,
     /// When a read of the log last succeeded.
     read_ok: Mutex<Instant>,
     /// Set when the server stops: every stream ends, so the drain does not
@@ -164,6 +171,9 @@ impl Feed {
             log_id: OnceLock::new(),
             keys: RwLock::new((0, Arc::new(Vec::new()))),
             upstream_current: AtomicBool::new(true),
+            pages: catchup::Pages::default(),
+            followers: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(0),
             read_ok: Mutex::new(Instant::now()),
             closing: watch::Sender::new(false),
         }
@@ -373,6 +383,31 @@ impl Feed {
             <= self.trust_for()
     }
 
+    fn moved(&self, stream: u64, position: i64) {
+        let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = followers.get_mut(&stream) {
+            f.position = position;
+        }
+    }
+
+    /// The open streams by follower name: how many, and the most events
+    /// any of them is behind the head. For the server's metrics.
+    pub fn followers(&self) -> Vec<FollowerCount> {
+        let head = (*self.head.borrow()).map_or(0, |h| h.seq);
+        let followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut by_name: HashMap<&str, FollowerCount> = HashMap::new();
+        for f in followers.values() {
+            let entry = by_name.entry(&f.name).or_insert_with(|| FollowerCount {
+                name: f.name.clone(),
+                streams: 0,
+                lag: 0,
+            });
+            entry.streams += 1;
+            entry.lag = entry.lag.max(head.saturating_sub(f.position).max(0));
+        }
+        by_name.into_values().collect()
+    }
+
     /// Refuses a caller without the feed secret, and everyone when there is
     /// none.
     fn authenticate<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -403,9 +438,12 @@ impl Feed {
     /// heartbeats, until it goes away or falls too far behind.
     async fn serve(
         self: Arc<Self>,
+        name: String,
         mut after: i64,
         follower: mpsc::Sender<Result<v1::WatchRevocationsResponse, Status>>,
     ) {
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let _listed = Listed::new(&self, stream, name, after);
         let mut heads = self.head.subscribe();
         let mut closing = self.closing.subscribe();
         let mut last_sent = Instant::now();
@@ -450,12 +488,12 @@ impl Feed {
                     };
                     let read = tokio::time::timeout(
                         self.trust_for(),
-                        source.backfill(after, base, now, PAGE),
+                        self.pages.get(source.as_ref(), after, base, now, PAGE),
                     )
                     .await
                     .unwrap_or_else(|_| Err("the log did not answer in time".into()));
                     match read {
-                        Ok((events, last)) => Some(message(after, events, last.max(after))),
+                        Ok(page) => Some(message(after, page.0.clone(), page.1.max(after))),
                         Err(e) => {
                             tracing::warn!(error = %e, "revocation feed could not read the log for a follower");
                             let _ = follower.send(Err(unreadable())).await;
@@ -487,7 +525,10 @@ impl Feed {
                     }
                     after = message.last_seq;
                     match follower.send_timeout(Ok(message), self.slow_follower).await {
-                        Ok(()) => last_sent = Instant::now(),
+                        Ok(()) => {
+                            last_sent = Instant::now();
+                            self.moved(stream, after);
+                        }
                         Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                             tracing::info!("a revocation follower fell behind and was cut off");
                             return;
@@ -506,6 +547,48 @@ impl Feed {
                 }
             }
         }
+    }
+}
+
+/// One open stream, as the metrics see it.
+#[derive(Debug, Clone)]
+struct Following {
+    name: String,
+    position: i64,
+}
+
+/// The followers of one name: how many streams, and how far behind the
+/// furthest is (in events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerCount {
+    pub name: String,
+    pub streams: usize,
+    pub lag: i64,
+}
+
+/// A stream's entry in the list of followers, removed when it ends.
+struct Listed<'a> {
+    feed: &'a Feed,
+    stream: u64,
+}
+
+impl<'a> Listed<'a> {
+    fn new(feed: &'a Feed, stream: u64, name: String, position: i64) -> Self {
+        feed.followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(stream, Following { name, position });
+        Self { feed, stream }
+    }
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.feed
+            .followers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.stream);
     }
 }
 
@@ -571,9 +654,10 @@ impl RevocationFeedService for FeedService {
         if !feed.wait_current().await {
             return Err(unreadable());
         }
-        tracing::info!(follower = %follower_name(&request), after, "a follower opened the revocation feed");
+        let name = follower_name(&request);
+        tracing::info!(follower = %name, after, "a follower opened the revocation feed");
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(feed.clone().serve(after, tx));
+        tokio::spawn(feed.clone().serve(name, after, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -19,6 +19,7 @@ mod catalog;
 pub mod config;
 mod convert;
 pub mod error;
+mod followers;
 mod hashing;
 mod issue;
 mod judge;

@@ -87,6 +87,7 @@ impl Issuer {
         set_health(&reporter, ServingStatus::NotServing).await;
         let mut registry = Registry::with_prefix("tessera_issuer");
         let pool_metrics = PoolMetrics::register(&mut registry);
+        let follower_metrics = crate::followers::FollowerMetrics::register(&mut registry);
         shared.logins.register(&mut registry);
         shared.hygiene.register(&mut registry);
         tracing::info!(
@@ -115,6 +116,7 @@ impl Issuer {
             tokio::spawn(async move { feed.read(|| shared.store().ok().cloned()).await })
         };
         tasks.add(&reader);
+        tasks.add(&tokio::spawn(follower_metrics.follow(feed.clone())));
 
         // On the signal: stop the health loop (it would report SERVING
         // again), report NOT_SERVING, then let the server drain.
