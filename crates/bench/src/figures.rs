@@ -282,12 +282,39 @@ pub async fn feed_propagation(postgres: Option<&str>, trials: usize) -> Result<(
     let issuer = crate::servers::issuer(&fixture).await?;
     let (polling, _) = servers::verifier_following(&fixture, 100_000, None).await?;
     let (following, _) = servers::verifier_following(&fixture, 100_000, Some(issuer)).await?;
+    let fed = servers::fed_verifier(issuer, None, false).await?;
+    let relay = servers::fed_verifier(issuer, None, true).await?;
+    let relay2 = servers::fed_verifier(relay, None, true).await?;
+    let two_tiers = servers::fed_verifier(relay2, None, false).await?;
+    // The same over TLS: an issuer of its own serving TLS on the same store.
+    let pki = servers::Pki::new()?;
+    let tls_issuer = servers::issuer_with(&fixture, Some(&pki)).await?;
+    let tls_fed = servers::fed_verifier(tls_issuer, Some(&pki), false).await?;
+    let tls_relay = servers::fed_verifier(tls_issuer, Some(&pki), true).await?;
+    let tls_relay2 = servers::fed_verifier(tls_relay, None, true).await?;
+    let tls_two_tiers = servers::fed_verifier(tls_relay2, None, false).await?;
     println!("| verifier | p50 | p99 | max |\n|---|---|---|---|");
-    for (name, verifier) in [
-        ("polling the store every 250 ms", polling),
-        ("following the feed", following),
+    let plain = || {
+        tonic::transport::Endpoint::from_shared(format!("http://{issuer}"))
+            .map(|e| e.connect_lazy())
+    };
+    for (name, verifier, channel) in [
+        ("polling the store every 250 ms", polling, plain()?),
+        ("following the feed, with a store", following, plain()?),
+        ("following the feed, no store", fed, plain()?),
+        ("through two relay tiers, no stores", two_tiers, plain()?),
+        (
+            "TLS: following the feed, no store",
+            tls_fed,
+            pki.channel(tls_issuer)?,
+        ),
+        (
+            "TLS to the first relay: through two relay tiers",
+            tls_two_tiers,
+            pki.channel(tls_issuer)?,
+        ),
     ] {
-        let samples = crate::servers::propagation_trials(issuer, verifier, trials).await?;
+        let samples = crate::servers::propagation_trials_on(channel, verifier, trials).await?;
         let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
         ms.sort_by(f64::total_cmp);
         let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
@@ -412,6 +439,7 @@ pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result
         .connect()
         .await?;
     let mut streams = Vec::new();
+    let rss_before = rss_kib();
     for count in [1, followers] {
         while streams.len() < count {
             let mut stream = RevocationFeedServiceClient::new(channel.clone())
@@ -434,6 +462,13 @@ pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result
         }
         measure(&format!("{count} following the feed")).await?;
     }
+    let grown = rss_kib().saturating_sub(rss_before);
+    println!(
+        "(memory with {followers} streams open: {} KiB more resident, {:.1} KiB a follower, \
+         client and server sides in this one process: an upper bound for the issuer's)",
+        grown,
+        grown as f64 / followers.max(1) as f64
+    );
     for stream in &streams {
         stream.abort();
     }
@@ -467,13 +502,14 @@ pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result
 /// over the issuer's feed (served from the store through the issuer, a
 /// page of 5,000 events per message).
 pub async fn feed_startup(postgres: &str, events: u64, rounds: usize) -> Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
     let fixture = Fixture::postgres(postgres).await?;
     fixture.bulk_revocations(events).await?;
     let issuer = crate::servers::issuer(&fixture).await?;
     println!(
         "\n## A new verifier's bind to SERVING with {events} live revocation events, PostgreSQL ({rounds} rounds, alternating)\n| view loaded | median | runs |\n|---|---|---|"
     );
-    let (mut store, mut feed) = (Vec::new(), Vec::new());
+    let (mut store, mut feed, mut fed) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         store.push(
             servers::verifier_following(&fixture, 100_000, None)
@@ -485,8 +521,13 @@ pub async fn feed_startup(postgres: &str, events: u64, rounds: usize) -> Result<
                 .await?
                 .1,
         );
+        fed.push(servers::fed_verifier_timed(issuer, None, false).await?.1);
     }
-    for (name, mut runs) in [("from the store", store), ("over the feed", feed)] {
+    for (name, mut runs) in [
+        ("from the store", store),
+        ("over the feed (with a store beside)", feed),
+        ("over the feed, no store", fed),
+    ] {
         runs.sort();
         let shown: Vec<String> = runs
             .iter()
@@ -498,5 +539,61 @@ pub async fn feed_startup(postgres: &str, events: u64, rounds: usize) -> Result<
             shown.join(", ")
         );
     }
+    // Verifiers starting together share the issuer's catch-up pages: the
+    // rows PostgreSQL reads for 50 at once against for one.
+    let schema = fixture.schema.clone().unwrap_or_else(|| "public".into());
+    let store = fixture.store.clone();
+    let rows_read = async || -> Result<i64> {
+        // Statistics reach the view when a backend reports them.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        store
+            .execute_unprepared("SELECT pg_stat_clear_snapshot()")
+            .await?;
+        let sql = format!(
+            "SELECT (COALESCE(seq_tup_read, 0) + COALESCE(idx_tup_fetch, 0))::bigint \
+             FROM pg_stat_user_tables WHERE schemaname = '{schema}' AND relname = 'revocation_events'"
+        );
+        let row = store
+            .connection()
+            .query_one_raw(Statement::from_string(
+                store.connection().get_database_backend(),
+                sql,
+            ))
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no statistics for revocation_events"))?;
+        Ok(row.try_get_by_index::<i64>(0)?)
+    };
+    let before = rows_read().await?;
+    servers::fed_verifier_timed(issuer, None, false).await?;
+    let one = rows_read().await? - before;
+    let started = Instant::now();
+    let together: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(servers::fed_verifier_timed(issuer, None, false)))
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for verifier in together {
+        slowest = slowest.max(verifier.await??.1);
+    }
+    let wall = started.elapsed();
+    let fifty = rows_read().await? - before - one;
+    println!(
+        "\n| store rows read by the issuer | rows |\n|---|---|\n| one verifier starting alone | {one} |\n| 50 verifiers starting together | {fifty} ({:.2}x one; all SERVING within {:.2} s, slowest bind to SERVING {:.2} s) |",
+        fifty as f64 / one.max(1) as f64,
+        wall.as_secs_f64(),
+        slowest.as_secs_f64()
+    );
     fixture.remove().await
+}
+
+/// This process's resident memory, KiB (0 where /proc is not there).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

@@ -52,6 +52,14 @@ pub async fn verifier_following(
 /// Waits until `addr` reports SERVING, at most `limit` after `started`.
 async fn wait_serving(addr: SocketAddr, started: Instant, limit: Duration) -> Result<()> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy();
+    wait_serving_on(channel, started, limit).await
+}
+
+async fn wait_serving_on(
+    channel: tonic::transport::Channel,
+    started: Instant,
+    limit: Duration,
+) -> Result<()> {
     let mut health = HealthClient::new(channel);
     while started.elapsed() < limit {
         let status = health
@@ -65,7 +73,7 @@ async fn wait_serving(addr: SocketAddr, started: Instant, limit: Duration) -> Re
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    bail!("{addr} did not become SERVING within {limit:?}")
+    bail!("the server did not become SERVING within {limit:?}")
 }
 
 /// Answers every Verify with the same canned response.
@@ -96,9 +104,102 @@ pub async fn echo(reply: VerifyResponse) -> Result<SocketAddr> {
 /// The admin password of the benchmark issuer.
 const ADMIN_PASSWORD: &str = "benchmark-admin-password";
 
+/// A throw-away CA and a certificate for 127.0.0.1, as PEM files, for the
+/// figures measured over TLS.
+pub struct Pki {
+    pub dir: std::path::PathBuf,
+}
+
+impl Pki {
+    pub fn new() -> Result<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!(
+            "tessera-bench-pki-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+        std::fs::write(dir.join("ca.pem"), ca.pem())?;
+        let key = KeyPair::generate()?;
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])?.signed_by(&key, &ca)?;
+        std::fs::write(dir.join("server.pem"), cert.pem())?;
+        std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+        Ok(Self { dir })
+    }
+
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A client of the issuer over TLS, trusting this CA.
+    pub fn channel(&self, addr: SocketAddr) -> Result<tonic::transport::Channel> {
+        let ca = tonic::transport::Certificate::from_pem(std::fs::read(self.path("ca.pem"))?);
+        Ok(
+            tonic::transport::Endpoint::from_shared(format!("https://{addr}"))?
+                .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca))?
+                .connect_lazy(),
+        )
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A verifier with no store, following `upstream` (an issuer or a relay;
+/// over TLS with `pki`), relaying onward when `relay`; its address once
+/// SERVING.
+pub async fn fed_verifier(
+    upstream: SocketAddr,
+    pki: Option<&Pki>,
+    relay: bool,
+) -> Result<SocketAddr> {
+    Ok(fed_verifier_timed(upstream, pki, relay).await?.0)
+}
+
+/// Like [`fed_verifier`], with how long bind to SERVING took.
+pub async fn fed_verifier_timed(
+    upstream: SocketAddr,
+    pki: Option<&Pki>,
+    relay: bool,
+) -> Result<(SocketAddr, Duration)> {
+    let mut config = VerifierConfig::new("127.0.0.1:0".parse()?, String::new());
+    config.shutdown_delay = std::time::Duration::ZERO;
+    config.feed_secret = Some(FEED_SECRET.into());
+    config.serve_feed = relay;
+    config.sync_interval = Duration::from_secs(30);
+    config.revocation_feed = match pki {
+        Some(pki) => {
+            config.feed_ca = Some(pki.path("ca.pem"));
+            format!("https://{upstream}")
+        }
+        None => format!("http://{upstream}"),
+    };
+    let started = Instant::now();
+    let server = VerifierServer::bind(config, Arc::new(SystemClock)).await?;
+    let addr = server.local_addr()?;
+    tokio::spawn(server.run_until(std::future::pending()));
+    wait_serving(addr, started, Duration::from_secs(120)).await?;
+    Ok((addr, started.elapsed()))
+}
+
 /// Starts an issuer on `fixture`'s database; returns its address once SERVING.
 pub async fn issuer(fixture: &Fixture) -> Result<SocketAddr> {
+    issuer_with(fixture, None).await
+}
+
+/// Like [`issuer`], serving TLS with `pki`'s certificate when given (its
+/// readiness is then asked over TLS).
+pub async fn issuer_with(fixture: &Fixture, pki: Option<&Pki>) -> Result<SocketAddr> {
     let mut config = tessera_issuer::IssuerConfig::new("127.0.0.1:0".parse()?, fixture.url.clone());
+    if let Some(pki) = pki {
+        config.tls_cert = Some(pki.path("server.pem"));
+        config.tls_key = Some(pki.path("server.key"));
+    }
     config.shutdown_delay = std::time::Duration::ZERO;
     config.db_schema = fixture.schema.clone();
     config.kek = Some(fixture.kek.to_base64());
@@ -108,7 +209,12 @@ pub async fn issuer(fixture: &Fixture) -> Result<SocketAddr> {
     let issuer = tessera_issuer::Issuer::bind(config, Arc::new(SystemClock)).await?;
     let addr = issuer.local_addr()?;
     tokio::spawn(issuer.run_until(std::future::pending()));
-    wait_serving(addr, Instant::now(), Duration::from_secs(60)).await?;
+    match pki {
+        Some(pki) => {
+            wait_serving_on(pki.channel(addr)?, Instant::now(), Duration::from_secs(60)).await?
+        }
+        None => wait_serving(addr, Instant::now(), Duration::from_secs(60)).await?,
+    }
     Ok(addr)
 }
 
@@ -129,13 +235,22 @@ pub async fn propagation_trials(
     verifier: SocketAddr,
     trials: usize,
 ) -> Result<Vec<Duration>> {
+    let issuer_channel = tonic::transport::Endpoint::from_shared(format!("http://{issuer}"))?
+        .connect()
+        .await?;
+    propagation_trials_on(issuer_channel, verifier, trials).await
+}
+
+/// Like [`propagation_trials`], calling the issuer on `issuer_channel`.
+pub async fn propagation_trials_on(
+    issuer_channel: tonic::transport::Channel,
+    verifier: SocketAddr,
+    trials: usize,
+) -> Result<Vec<Duration>> {
     use tessera_proto::v1::{
         self, token_service_client::TokenServiceClient,
         verifier_service_client::VerifierServiceClient,
     };
-    let issuer_channel = tonic::transport::Endpoint::from_shared(format!("http://{issuer}"))?
-        .connect()
-        .await?;
     let verifier_channel = tonic::transport::Endpoint::from_shared(format!("http://{verifier}"))?
         .connect()
         .await?;
