@@ -463,6 +463,19 @@ pub async fn feed_load(postgres: &str, followers: usize, seconds: u64) -> Result
         measure(&format!("{count} following the feed")).await?;
     }
     let grown = rss_kib().saturating_sub(rss_before);
+    // Propagation to one more verifier (no store) while they all follow.
+    let fed = servers::fed_verifier(issuer, None, false).await?;
+    let mut ms: Vec<f64> = servers::propagation_trials(issuer, fed, 50)
+        .await?
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "(propagation with {followers} streams open, 50 trials: p50 {:.1} ms, p99 {:.1} ms)",
+        ms[ms.len() / 2],
+        ms[((ms.len() as f64 - 1.0) * 0.99).round() as usize]
+    );
     println!(
         "(memory with {followers} streams open: {} KiB more resident, {:.1} KiB a follower, \
          client and server sides in this one process: an upper bound for the issuer's)",
