@@ -10,10 +10,13 @@ see one file at a time; this sees them together, with the workspace:
   member, with a toolchain at least the workspace's rust-version;
 - image tags and the migration Job's name follow the workspace version;
 - compose: the expected services, start order, required secrets, no literal
-  secret;
+  secret, verifiers without database credentials following the issuer;
 - the collector's pipelines name only defined components;
-- Kubernetes: probes, ports, security contexts, resources, selectors,
-  references to ConfigMaps and the Secret, kustomization completeness.
+- Kubernetes: probes (gRPC, or TCP where the port serves TLS), ports,
+  security contexts, resources, selectors, references to ConfigMaps and
+  Secrets (env and volumes), files named in the environment that a volume
+  provides, the feed's topology (issuers -> relays -> verifiers over TLS,
+  no verifier with a database), kustomization completeness.
 
 Usage: python3 deploy/check_consistency.py REPO_ROOT (needs PyYAML).
 Prints one line per finding and exits 1 if there is any error.
@@ -219,7 +222,10 @@ for name, service in services.items():
             continue
         env = env_map(service)
         check_env_names(here, binary, list(env))
-        if "DATABASE_URL" not in env:
+        if binary == "tessera-verifier":
+            if "DATABASE_URL" in env:
+                error(here, "a verifier holds no database credentials: it takes everything from the feed (no DATABASE_URL)")
+        elif "DATABASE_URL" not in env:
             error(here, "no DATABASE_URL")
         if binary in LISTEN_VAR:
             listen = str(env.get(LISTEN_VAR[binary], ""))
@@ -233,10 +239,14 @@ for name, service in services.items():
                 error(here, f"OTEL_EXPORTER_OTLP_ENDPOINT {endpoint!r} is not a compose service on 4317")
             if not env.get("OTEL_SERVICE_NAME"):
                 error(here, "no OTEL_SERVICE_NAME")
-        if name != "migrate":
+        if name == "issuer":
             condition = (service.get("depends_on") or {}).get("migrate", {})
             if not isinstance(condition, dict) or condition.get("condition") != "service_completed_successfully":
                 error(here, "must start after migrate completed successfully")
+        elif name != "migrate":
+            condition = (service.get("depends_on") or {}).get("issuer", {})
+            if not isinstance(condition, dict) or condition.get("condition") != "service_started":
+                error(here, "must start after the issuer started (it follows the issuer's feed)")
         for key, value in env.items():
             if any(word in key for word in SECRET_WORDS) and value is not None and not str(value).startswith("${"):
                 error(here, f"{key} has a literal value: secrets come from the environment")
@@ -268,12 +278,24 @@ for name, service in services.items():
                 error(f"{where} services.{name}", f"mounts {source}, which does not exist")
             elif "docker-entrypoint-initdb.d" in str(volume) and source.endswith(".sh") and not os.access(path, os.X_OK):
                 error(f"{where} services.{name}", f"{source} must be executable (else it is sourced)")
-verifier_url = str(env_map(services.get("verifier-1", {})).get("DATABASE_URL", ""))
-issuer_url = str(env_map(services.get("issuer", {})).get("DATABASE_URL", ""))
-if verifier_url.split("@")[0].split(":")[1:2] == issuer_url.split("@")[0].split(":")[1:2]:
-    error(f"{where} services.verifier-1", "the verifiers should connect through their own role")
-if env_map(services.get("migrate", {})).get("TESSERA_VERIFIER_ROLE") != "tessera_verifier":
-    error(f"{where} services.migrate", "must grant the verifiers' role its rights (TESSERA_VERIFIER_ROLE: tessera_verifier)")
+issuer_secret = issuer_env.get("TESSERA_FEED_SECRET")
+if not issuer_secret:
+    error(f"{where} services.issuer", "no TESSERA_FEED_SECRET: its feed would admit no one")
+verifier_names: dict[str, str] = {}
+for name in ("verifier-1", "verifier-2"):
+    env = env_map(services.get(name, {}))
+    here = f"{where} services.{name}"
+    feed = str(env.get("TESSERA_REVOCATION_FEED", ""))
+    if feed != f"http://issuer:{GRPC_PORT['tessera-issuer']}":
+        error(here, f"TESSERA_REVOCATION_FEED {feed!r} is not the issuer's gRPC port (http://issuer:{GRPC_PORT['tessera-issuer']})")
+    if env.get("TESSERA_FEED_SECRET") != issuer_secret:
+        error(here, "TESSERA_FEED_SECRET differs from the issuer's: the feed would refuse it")
+    follower = str(env.get("TESSERA_VERIFIER_NAME", ""))
+    if follower and follower in verifier_names:
+        error(here, f"TESSERA_VERIFIER_NAME {follower} is also {verifier_names[follower]}'s")
+    verifier_names[follower] = name
+if "TESSERA_VERIFIER_ROLE" in env_map(services.get("migrate", {})):
+    error(f"{where} services.migrate", "grants TESSERA_VERIFIER_ROLE, but no verifier here connects to the database")
 collector = services.get("otel-collector", {})
 if not str(collector.get("image", "")).startswith("otel/opentelemetry-collector-contrib:"):
     error(f"{where} services.otel-collector", "expected the otel/opentelemetry-collector-contrib image")
@@ -315,7 +337,7 @@ for scrape in scrapes:
 
 # --- Kubernetes ------------------------------------------------------------------
 
-NOT_IN_KUSTOMIZATION = {"kustomization.yaml", "secret.template.yaml", "migration-job.yaml"}
+NOT_IN_KUSTOMIZATION = {"kustomization.yaml", "secret.template.yaml", "feed-tls.template.yaml", "migration-job.yaml"}
 kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
 listed = kustomization.get("resources", [])
 for resource in listed:
@@ -356,7 +378,53 @@ for path, secret in of_kind("Secret"):
     if secret.get("data"):
         error(path, "use stringData placeholders, not data")
 
+# Environment variables that name a file the container must be given.
+FILE_VARS = re.compile(r"TESSERA_(TLS_CERT|TLS_KEY|TLS_CLIENT_CA|KEK_FILE|FEED_CA|FEED_CLIENT_CERT|FEED_CLIENT_KEY|ROUTE_RULES|CATALOG)$")
+
+
+def volume_files(pod: dict, container: dict, where: str) -> dict[str, str]:
+    """The files each mount provides (mount path -> how), checking that every
+    Secret or ConfigMap a volume names exists and holds the keys it maps."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes.get(mount["name"])
+        if volume is None:
+            error(where, f"mounts the volume {mount['name']}, which the pod does not define")
+            continue
+        base = mount["mountPath"].rstrip("/")
+        if "emptyDir" in volume:
+            files[base + "/"] = "emptyDir"
+            continue
+        for kind, objects_of_kind, name_key, data_keys in (
+            ("secret", secrets, "secretName", ("stringData", "data")),
+            ("configMap", configmaps, "name", ("data",)),
+        ):
+            source = volume.get(kind)
+            if source is None:
+                continue
+            name = source.get(name_key)
+            found = objects_of_kind.get(name)
+            if found is None:
+                error(where, f"volume {mount['name']} names the {kind} {name}, which has no manifest or template")
+                continue
+            keys = set()
+            for data_key in data_keys:
+                keys |= set(found.get(data_key) or {})
+            items = source.get("items")
+            if items:
+                for item in items:
+                    if item["key"] not in keys:
+                        error(where, f"volume {mount['name']} maps key {item['key']}, missing from the {kind} {name}")
+                    files[f"{base}/{item['path']}"] = f"{kind} {name}"
+            else:
+                for key in keys:
+                    files[f"{base}/{key}"] = f"{kind} {name}"
+    return files
+
+
 pod_labels: dict[str, dict] = {}
+container_env: dict[str, dict] = {}
 for path, doc in of_kind("Deployment") + of_kind("Job"):
     name = doc["metadata"]["name"]
     here = f"{path} {doc['kind']} {name}"
@@ -399,6 +467,12 @@ for path, doc in of_kind("Deployment") + of_kind("Job"):
             continue
         env = [e["name"] for e in container.get("env", [])]
         check_env_names(chere, binary, env)
+        files = volume_files(pod, container, chere)
+        for entry in container.get("env", []):
+            value = str(entry.get("value", ""))
+            if FILE_VARS.match(entry["name"]) and value.startswith("/"):
+                if value not in files and not any(k.endswith("/") and value.startswith(k) for k in files):
+                    error(chere, f"{entry['name']} names {value}, which no volume mount provides")
         for entry in container.get("env", []):
             ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
             if ref:
@@ -427,16 +501,32 @@ for path, doc in of_kind("Deployment") + of_kind("Job"):
         if ports.get("grpc") != GRPC_PORT.get(binary) or ports.get("metrics") != METRICS_PORT:
             error(chere, f"ports must be grpc {GRPC_PORT.get(binary)} and metrics {METRICS_PORT}")
         values = {e["name"]: e.get("value") for e in container.get("env", [])}
+        container_env[name] = {
+            "binary": binary,
+            "env": {e["name"]: e for e in container.get("env", [])},
+            "configmaps": [s["configMapRef"]["name"] for s in container.get("envFrom", []) if "configMapRef" in s],
+        }
         if values.get(LISTEN_VAR.get(binary, "")) != f"0.0.0.0:{ports.get('grpc')}":
             error(chere, f"{LISTEN_VAR.get(binary)} must be 0.0.0.0 on the grpc port")
         if values.get("TESSERA_METRICS_LISTEN") != f"0.0.0.0:{ports.get('metrics')}":
             error(chere, "TESSERA_METRICS_LISTEN must be 0.0.0.0 on the metrics port")
         if not values.get("OTEL_SERVICE_NAME"):
             error(chere, "no OTEL_SERVICE_NAME")
+        # The kubelet's gRPC probe speaks no TLS: a TLS port is probed over
+        # TCP instead (and must not be given a gRPC probe that always fails).
+        serves_tls = "TESSERA_TLS_CERT" in values
         for probe in ("livenessProbe", "readinessProbe"):
-            grpc_probe = (container.get(probe) or {}).get("grpc")
-            if not grpc_probe or grpc_probe.get("port") != ports.get("grpc"):
-                error(chere, f"{probe} must be a gRPC probe on the grpc port")
+            spec = container.get(probe) or {}
+            if serves_tls:
+                tcp = spec.get("tcpSocket")
+                if not tcp or tcp.get("port") not in ("grpc", ports.get("grpc")):
+                    error(chere, f"{probe} must be a TCP probe on the grpc port: it serves TLS, which the kubelet's gRPC probe cannot speak")
+            else:
+                grpc_probe = spec.get("grpc")
+                if not grpc_probe or grpc_probe.get("port") != ports.get("grpc"):
+                    error(chere, f"{probe} must be a gRPC probe on the grpc port")
+        if serves_tls != ("TESSERA_TLS_KEY" in values):
+            error(chere, "TESSERA_TLS_CERT and TESSERA_TLS_KEY go together")
 
     if doc["kind"] == "Job":
         expected = f"tessera-migration-{VERSION.replace('.', '-')}"
@@ -446,8 +536,9 @@ for path, doc in of_kind("Deployment") + of_kind("Job"):
             error(here, "restartPolicy must be Never or OnFailure")
 
 deployments = {d["metadata"]["name"]: d for _, d in of_kind("Deployment")}
-if set(deployments) != {"tessera-issuer", "tessera-verifier"}:
-    error("deploy/kubernetes", f"Deployments are {sorted(deployments)}, expected tessera-issuer and tessera-verifier")
+EXPECTED_DEPLOYMENTS = {"tessera-issuer", "tessera-verifier-relay", "tessera-verifier"}
+if set(deployments) != EXPECTED_DEPLOYMENTS:
+    error("deploy/kubernetes", f"Deployments are {sorted(deployments)}, expected {sorted(EXPECTED_DEPLOYMENTS)}")
 if deployments.get("tessera-issuer", {}).get("spec", {}).get("replicas") != 2:
     error("deploy/kubernetes", "the issuer runs 2 replicas")
 if len(of_kind("Job")) != 1:
@@ -497,6 +588,86 @@ for path, hpa in hpas:
     if "replicas" in deployments.get(target.get("name"), {}).get("spec", {}):
         error(path, f"{target.get('name')} sets replicas, which an apply would reset under the HPA")
 
+# --- the revocation feed: issuers -> relays -> verifiers, over TLS -------------------
+
+services_by_name = {d["metadata"]["name"]: d for _, d in of_kind("Service")}
+
+
+def env_value(deployment: str, var: str) -> str | None:
+    info = container_env.get(deployment, {})
+    entry = info.get("env", {}).get(var)
+    if entry is not None:
+        return entry.get("value")
+    for configmap in info.get("configmaps", []):
+        data = (configmaps.get(configmap) or {}).get("data") or {}
+        if var in data:
+            return str(data[var])
+    return None
+
+
+def feed_secret_ref(deployment: str) -> tuple | None:
+    entry = container_env.get(deployment, {}).get("env", {}).get("TESSERA_FEED_SECRET")
+    ref = ((entry or {}).get("valueFrom") or {}).get("secretKeyRef")
+    return (ref["name"], ref["key"]) if ref else None
+
+
+def serves_feed(deployment: str) -> bool:
+    info = container_env.get(deployment, {})
+    if info.get("binary") == "tessera-issuer":
+        return True
+    return str(env_value(deployment, "TESSERA_SERVE_FEED")).lower() == "true"
+
+
+issuer_secret = feed_secret_ref("tessera-issuer")
+if issuer_secret is None:
+    error("deploy/kubernetes Deployment tessera-issuer", "TESSERA_FEED_SECRET must come from a Secret: without it the feed admits no one")
+follows: dict[str, list[str]] = {}
+for name, info in container_env.items():
+    if info["binary"] != "tessera-verifier":
+        continue
+    here = f"deploy/kubernetes Deployment {name}"
+    if "DATABASE_URL" in info["env"] or env_value(name, "DATABASE_URL") is not None:
+        error(here, "a verifier here holds no database credentials (no DATABASE_URL): it takes everything from the feed")
+    if feed_secret_ref(name) != issuer_secret:
+        error(here, "TESSERA_FEED_SECRET must come from the same Secret key as the issuer's")
+    feed = env_value(name, "TESSERA_REVOCATION_FEED") or ""
+    upstreams = [u.strip() for u in feed.split(",") if u.strip()]
+    if not upstreams or feed.strip().lower() == "off":
+        error(here, "follows no feed (TESSERA_REVOCATION_FEED), and has no store to read")
+    if not env_value(name, "TESSERA_FEED_CA"):
+        error(here, "no TESSERA_FEED_CA: the feed's certificates are from the feed CA, not the system's roots")
+    follows[name] = []
+    for url in upstreams:
+        match = re.fullmatch(r"(https?)://([a-z0-9-]+)(?:\.[a-z0-9.-]+)?:(\d+)/?", url)
+        if not match:
+            error(here, f"feed {url!r} is not scheme://SERVICE:PORT")
+            continue
+        scheme, host, port = match.group(1), match.group(2), int(match.group(3))
+        if scheme != "https":
+            error(here, f"feed {url} is plaintext: the feed is served over TLS here")
+        service = services_by_name.get(host)
+        if service is None:
+            error(here, f"feed {url} names {host}, which is no Service")
+            continue
+        grpc_ports = [p for p in service["spec"].get("ports", []) if p.get("name") == "grpc"]
+        if not grpc_ports or grpc_ports[0].get("port") != port:
+            error(here, f"feed {url}: port {port} is not the grpc port of the Service {host}")
+        for target in selects(service["spec"].get("selector", {})):
+            follows[name].append(target)
+            if target == name:
+                error(here, f"feed {url} is its own Service: it would follow itself")
+            elif not serves_feed(target):
+                error(here, f"feed {url} is {target}, which serves no feed (TESSERA_SERVE_FEED)")
+            elif "TESSERA_TLS_CERT" not in container_env.get(target, {}).get("env", {}):
+                error(here, f"feed {url} is {target}, which does not serve TLS")
+relays = [n for n in follows if serves_feed(n)]
+leaves = [n for n in follows if not serves_feed(n)]
+if not any(follows[n] == ["tessera-issuer"] for n in relays):
+    error("deploy/kubernetes", "no relay tier: a Deployment with TESSERA_SERVE_FEED=true following the issuer Service")
+for leaf in leaves:
+    if not follows[leaf] or not all(t in relays for t in follows[leaf]):
+        error(f"deploy/kubernetes Deployment {leaf}", f"follows {follows[leaf]}, expected the relay tier {relays}")
+
 pdb_targets = []
 for path, pdb in of_kind("PodDisruptionBudget"):
     if pdb.get("apiVersion") != "policy/v1":
@@ -505,8 +676,8 @@ for path, pdb in of_kind("PodDisruptionBudget"):
     if len(targets) != 1:
         error(path, f"selects {targets}, expected exactly one Deployment")
     pdb_targets += targets
-if "tessera-verifier" not in pdb_targets:
-    error("deploy/kubernetes", "no PodDisruptionBudget for the verifier")
+for deployment in sorted(EXPECTED_DEPLOYMENTS - set(pdb_targets)):
+    error("deploy/kubernetes", f"no PodDisruptionBudget for {deployment}")
 
 
 # --- report ------------------------------------------------------------------------

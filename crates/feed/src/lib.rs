@@ -452,7 +452,7 @@ impl Feed {
         loop {
             if *closing.borrow_and_update() {
                 let _ = follower.try_send(Err(Status::unavailable(
-                    "the issuer is stopping; follow another replica",
+                    "this feed is stopping; follow another upstream",
                 )));
                 return;
             }

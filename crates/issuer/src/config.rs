@@ -166,7 +166,8 @@ pub struct IssuerConfig {
 
     /// The secret verifiers present (`authorization: Bearer <secret>`) to
     /// follow the revocation feed. Without one the feed admits no one
-    /// (verifiers then poll the store); `tessera dev` makes one up.
+    /// (verifiers that read a store poll it instead); `tessera dev` makes
+    /// one up.
     #[arg(long, env = "TESSERA_FEED_SECRET", hide_env_values = true)]
     pub feed_secret: Option<String>,
 

@@ -1,5 +1,5 @@
-//! Following the issuer's revocation feed (`WatchRevocations`) instead of
-//! polling the store.
+//! Following the upstreams' revocation feed (`WatchRevocations`): the
+//! verifier's source of truth, with or without a store beside it.
 //!
 //! Each message says the position it continues from; one that does not
 //! match what the view holds means events were missed, so the stream is
@@ -319,7 +319,7 @@ impl Follower {
                     // Every failed attempt is said (at most one every
                     // MAX_RETRY once it lasts), with the cause: a wrong
                     // certificate or secret must not pass for a short outage.
-                    tracing::warn!(error = %e, retry_in = ?self.retry, "cannot follow the revocation feed; polling the store until an upstream answers");
+                    tracing::warn!(error = %e, retry_in = ?self.retry, "cannot follow the revocation feed; trying the upstreams in turn (a verifier with a store polls it meanwhile)");
                     let retry = self.retry;
                     self.retry = (self.retry * 2).min(MAX_RETRY);
                     self.drop_stream(retry);
@@ -333,18 +333,18 @@ impl Follower {
         let message = match tokio::time::timeout(wait, stream.message()).await {
             Err(_) if self.heard.elapsed() < SILENCE => return Step::Quiet,
             Err(_) => {
-                tracing::warn!(silent_for = ?self.heard.elapsed(), "the revocation feed went silent; polling the store until it is back");
+                tracing::warn!(silent_for = ?self.heard.elapsed(), "the revocation feed went silent; trying the upstreams again (a verifier with a store polls it meanwhile)");
                 self.drop_stream(FIRST_RETRY);
                 return Step::Poll;
             }
             Ok(Ok(Some(message))) => message,
             Ok(Ok(None)) => {
-                tracing::warn!("the revocation feed ended; polling the store until it is back");
+                tracing::warn!("the revocation feed ended; trying the upstreams again (a verifier with a store polls it meanwhile)");
                 self.drop_stream(FIRST_RETRY);
                 return Step::Poll;
             }
             Ok(Err(status)) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), upstream = self.url(), "the revocation feed failed; polling the store until an upstream answers");
+                tracing::warn!(code = ?status.code(), message = status.message(), upstream = self.url(), "the revocation feed failed; trying the next upstream (a verifier with a store polls it meanwhile)");
                 // Fail over: this upstream said it cannot serve.
                 self.current = (self.current + 1) % self.upstreams.len().max(1);
                 self.drop_stream(Duration::ZERO);
@@ -378,7 +378,7 @@ impl Follower {
                 Step::Applied(events.len())
             }
             Err(e) => {
-                tracing::error!(error = %e, "the revocation feed sent an unreadable event; polling the store");
+                tracing::error!(error = %e, "the revocation feed sent an unreadable event; trying the upstreams again later");
                 self.drop_stream(MAX_RETRY);
                 Step::Poll
             }

@@ -501,12 +501,21 @@ async fn store_log_id(store: &Store) -> String {
 /// the error is said again every minute for whoever reads the log later.
 async fn refuse_wrong_log(shared: &Shared, mismatch: &Mismatch) -> ! {
     let store = tessera_store::redact(&shared.config.database_url);
-    let why = format!(
-        "the verifier refuses every token: its store ({store}) is revocation log {:?} but its \
-         feed ({}) serves log {:?}; point --revocation-feed at the issuers of this store, or \
-         the store at theirs, and restart",
-        mismatch.expected_log, mismatch.url, mismatch.feed_log
-    );
+    let why = if shared.config.store_url().is_some() {
+        format!(
+            "the verifier refuses every token: its store ({store}) is revocation log {:?} but \
+             its feed ({}) serves log {:?}; point --revocation-feed at the issuers of this \
+             store, or the store at theirs, and restart",
+            mismatch.expected_log, mismatch.url, mismatch.feed_log
+        )
+    } else {
+        format!(
+            "the verifier refuses every token: it followed revocation log {:?}, and its \
+             upstream {} serves log {:?}; list only upstreams of one log in \
+             --revocation-feed, and restart",
+            mismatch.expected_log, mismatch.url, mismatch.feed_log
+        )
+    };
     shared.view.refuse(why);
     shared.metrics.wrong_log.set(1);
     loop {
