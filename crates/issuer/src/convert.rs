@@ -1,11 +1,10 @@
 //! Store rows to API messages.
 
 use crate::error::IssuerError;
-use crate::judge::Judged;
 use prost_types::Timestamp;
-use tessera_core::{Grant, TokenType};
+use tessera_core::Grant;
 use tessera_proto::v1;
-use tessera_store::entity::{audit_event, signing_key, token, user};
+use tessera_store::entity::{audit_event, signing_key, user};
 use tessera_store::users;
 
 /// A Unix time as a protobuf timestamp.
@@ -38,42 +37,6 @@ pub fn session_kind_name(kind: v1::SessionKind) -> &'static str {
         v1::SessionKind::TokenService => "token_service",
         v1::SessionKind::Api | v1::SessionKind::Unspecified => "api",
     }
-}
-
-/// A token row as the API shows it, with its status, grants and expiry as
-/// the revocation rule judged them (see `judge`).
-pub fn token(
-    row: token::Model,
-    owner_name: &str,
-    judged: &Judged,
-) -> Result<v1::Token, IssuerError> {
-    let grants = judged.grants.clone();
-    let status = judged.status;
-    let token_type = match TokenType::parse(&row.token_type) {
-        Some(TokenType::Api) => v1::TokenType::Api,
-        Some(TokenType::Session) => v1::TokenType::Session,
-        None => v1::TokenType::Unspecified,
-    };
-    Ok(v1::Token {
-        session_kind: session_kind(row.session_kind.as_deref()) as i32,
-        id: row.id,
-        name: row.name,
-        description: row.description,
-        owner_id: row.owner_id,
-        owner_name: owner_name.into(),
-        r#type: token_type as i32,
-        enabled: row.enabled,
-        all_permissions: row.all_permissions,
-        permissions: grants.into_iter().map(grant).collect(),
-        create_time: timestamp(row.create_time),
-        expire_time: timestamp(judged.expire_time),
-        key_id: row.key_id,
-        status: status as i32,
-        update_time: timestamp(row.update_time),
-        last_used_time: row.last_used_time.and_then(timestamp),
-        use_count: row.use_count,
-        last_caller_address: row.last_caller.unwrap_or_default(),
-    })
 }
 
 /// A user as the API shows it (never the password hash).

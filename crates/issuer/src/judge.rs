@@ -125,7 +125,7 @@ pub(crate) async fn tokens(
     for row in rows {
         let judged = judge_row(shared, &set, &row, now)?;
         let owner = owners.get(&row.owner_id).cloned().unwrap_or_default();
-        out.push((convert::token(row, &owner, &judged)?, judged));
+        out.push((shown(row, &owner, &judged)?, judged));
     }
     Ok(out)
 }
@@ -144,4 +144,36 @@ pub(crate) async fn token(
         .pop()
         .map(|(token, _)| token)
         .ok_or_else(|| IssuerError::Internal("a judged token went missing".into()))
+}
+
+/// A token row as the API shows it, with its status, grants and expiry as
+/// the revocation rule judged them.
+fn shown(row: token::Model, owner_name: &str, judged: &Judged) -> Result<v1::Token, IssuerError> {
+    let grants = judged.grants.clone();
+    let status = judged.status;
+    let token_type = match TokenType::parse(&row.token_type) {
+        Some(TokenType::Api) => v1::TokenType::Api,
+        Some(TokenType::Session) => v1::TokenType::Session,
+        None => v1::TokenType::Unspecified,
+    };
+    Ok(v1::Token {
+        session_kind: convert::session_kind(row.session_kind.as_deref()) as i32,
+        id: row.id,
+        name: row.name,
+        description: row.description,
+        owner_id: row.owner_id,
+        owner_name: owner_name.into(),
+        r#type: token_type as i32,
+        enabled: row.enabled,
+        all_permissions: row.all_permissions,
+        permissions: grants.into_iter().map(convert::grant).collect(),
+        create_time: convert::timestamp(row.create_time),
+        expire_time: convert::timestamp(judged.expire_time),
+        key_id: row.key_id,
+        status: status as i32,
+        update_time: convert::timestamp(row.update_time),
+        last_used_time: row.last_used_time.and_then(convert::timestamp),
+        use_count: row.use_count,
+        last_caller_address: row.last_caller.unwrap_or_default(),
+    })
 }

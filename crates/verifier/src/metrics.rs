@@ -10,6 +10,25 @@ use tessera_proto::v1::VerifyReason;
 use tessera_serve::metrics::{GrpcMetrics, PoolMetrics};
 
 /// Label of a Verify answer.
+/// Which gateway front asked: the label of `gateway_answers`. Kept here,
+/// with the other labels, so the gateway imports the metrics and never the
+/// other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    ExtAuthz,
+    ForwardAuth,
+}
+
+impl Front {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ExtAuthz => "ext_authz",
+            Self::ForwardAuth => "forward_auth",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
@@ -159,7 +178,7 @@ impl VerifierMetrics {
 
 impl VerifierMetrics {
     /// Counts one gateway answer.
-    pub fn gateway_answered(&self, front: crate::gateway::Front, reason: &'static str) {
+    pub fn gateway_answered(&self, front: Front, reason: &'static str) {
         self.gateway_answers
             .get_or_create(&GatewayLabel {
                 front: front.label(),

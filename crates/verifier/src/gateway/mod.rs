@@ -31,22 +31,7 @@ use std::sync::Arc;
 use tessera_core::authorization;
 use tessera_proto::v1::{self, VerifyReason};
 
-/// Which front asked: the label of `gateway_answers`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Front {
-    ExtAuthz,
-    ForwardAuth,
-}
-
-impl Front {
-    /// The metrics label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::ExtAuthz => "ext_authz",
-            Self::ForwardAuth => "forward_auth",
-        }
-    }
-}
+pub use crate::metrics::Front;
 
 /// The query parameter FME clients put their token in.
 pub const QUERY_TOKEN: &str = "fmetoken";
