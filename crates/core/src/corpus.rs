@@ -70,6 +70,11 @@ fn the_catalog_corpus_replays() {
 }
 
 #[test]
+fn the_jose_corpus_replays() {
+    replay("jose");
+}
+
+#[test]
 fn every_corpus_directory_belongs_to_a_target() {
     let entries = std::fs::read_dir(CORPUS)
         .unwrap_or_else(|e| panic!("the fuzz corpus {CORPUS} is missing ({e})"));

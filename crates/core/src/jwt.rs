@@ -13,6 +13,12 @@
 //! jsonwebtoken would decompress it again on every call. A busy verifier
 //! checks the signatures of concurrent requests together
 //! ([`verify_together`]).
+//!
+//! The header and the claims are read strictly (RFC 7515 §4, RFC 7519 §4):
+//! each must be one JSON object naming each member once, the claims carry
+//! no audience and the header no critical extensions (see [`strict`] and
+//! docs/verifier.md). Anything else is [`Rejection::Malformed`], so a token
+//! means one thing to Tessera and to any other careful JWT reader.
 
 use crate::keys::{ALGORITHM, Signer, VerifyingKey};
 use crate::{Claims, CoreError};
@@ -21,6 +27,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::Verifier as _;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Deserialize;
+use strict::Fault;
+
+mod strict;
 
 /// The longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -37,7 +46,9 @@ pub fn sign(claims: &Claims, signer: &Signer) -> Result<String, CoreError> {
 /// Why a token string was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    /// Not a JWT, too large, or its header or claims are unreadable.
+    /// Not a JWT, too large, or its header or claims are unreadable or
+    /// not held to the JOSE rules (one object, unique names, no `aud`, no
+    /// `crit`).
     Malformed,
     /// The signature does not match, or the algorithm is not EdDSA.
     BadSignature,
@@ -67,6 +78,39 @@ struct RawHeader {
     kid: Option<String>,
 }
 
+/// Header parameters whose presence alone refuses a token: Tessera
+/// implements no JWS extension, and RFC 7515 §4.1.11 makes a token listing
+/// one its reader does not understand invalid.
+const REFUSED_HEADER: &[&str] = &["crit"];
+
+/// Claims whose presence alone refuses a token: RFC 7519 §4.1.3 has a
+/// token with an audience refused by every reader not named in it, and no
+/// Tessera service is an audience (its tokens never carry one).
+const REFUSED_CLAIMS: &[&str] = &["aud"];
+
+fn bad_header(fault: Fault) -> Rejected {
+    let message = match fault {
+        Fault::NotAnObject => "token header is not a JSON object",
+        Fault::Duplicate => "token header names a parameter twice",
+        Fault::Refused(_) => {
+            "token header lists critical extensions (crit), which Tessera does not support"
+        }
+        Fault::Array | Fault::Unreadable => "token header is not a JWS header",
+    };
+    reject(Rejection::Malformed, message)
+}
+
+fn bad_claims(fault: Fault) -> Rejected {
+    let message = match fault {
+        Fault::NotAnObject => "token claims are not a JSON object",
+        Fault::Duplicate => "token claims name a member twice",
+        Fault::Array => "token claims hold an array where an object belongs",
+        Fault::Refused(_) => "token claims name an audience (aud), and no Tessera service is one",
+        Fault::Unreadable => "token claims are unreadable",
+    };
+    reject(Rejection::Malformed, message)
+}
+
 /// Reads the `kid` of a token without checking anything else, refusing
 /// tokens that are oversized, malformed or not EdDSA.
 pub fn key_id(token: &str) -> Result<String, Rejected> {
@@ -85,8 +129,7 @@ pub fn key_id(token: &str) -> Result<String, Rejected> {
     let header = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| reject(Rejection::Malformed, "token header is not base64url"))?;
-    let header: RawHeader = serde_json::from_slice(&header)
-        .map_err(|_| reject(Rejection::Malformed, "token header is not a JWS header"))?;
+    let header: RawHeader = strict::from_slice(&header, REFUSED_HEADER).map_err(bad_header)?;
     if header.alg != ALGORITHM {
         return Err(reject(
             Rejection::BadSignature,
@@ -177,7 +220,7 @@ impl Unchecked {
             .map(|(_, p)| p)
             .ok_or_else(unreadable)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| unreadable())?;
-        serde_json::from_slice::<Claims>(&payload).map_err(|_| unreadable())
+        strict::from_slice::<Claims>(&payload, REFUSED_CLAIMS).map_err(bad_claims)
     }
 }
 
@@ -282,6 +325,155 @@ mod tests {
         assert_eq!(key_id("a.b.c").expect_err("").reason, Rejection::Malformed);
         let big = "a".repeat(MAX_TOKEN_BYTES + 1);
         assert_eq!(key_id(&big).expect_err("").reason, Rejection::Malformed);
+    }
+
+    /// `header` and `payload` as they are, signed with `signer`'s key: what
+    /// only the key's holder can make.
+    fn signed(header: &str, payload: &str, signer: &Signer) -> String {
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(signed.as_bytes(), &signer.key, Algorithm::EdDSA)
+                .expect("sign");
+        format!("{signed}.{signature}")
+    }
+
+    fn header_of(signer: &Signer) -> String {
+        format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}"}}"#, signer.kid)
+    }
+
+    fn payload() -> String {
+        serde_json::to_string(&claims()).expect("json")
+    }
+
+    /// The refusal of a token signed with the real key, at the issuer's
+    /// `check` and at the verifier's read, verify and claims.
+    fn refusal(token: &str, key: &VerifyingKey) -> Rejected {
+        let found = |kid: &str| (kid == key.kid).then_some(key);
+        let checked = check(token, found).expect_err("refused");
+        let read = Unchecked::read(token, found).and_then(|u| {
+            u.verify()?;
+            u.claims()
+        });
+        assert_eq!(read, Err(checked.clone()), "the two paths disagree");
+        checked
+    }
+
+    #[test]
+    fn the_strict_form_of_a_signed_token_passes() {
+        let (signer, key) = setup();
+        let found = |kid: &str| (kid == key.kid).then_some(&key);
+        let token = signed(&header_of(&signer), &payload(), &signer);
+        assert_eq!(check(&token, found), Ok(claims()));
+        // Spacing, member order, escapes and unknown members change nothing.
+        let header = format!(
+            " {{ \"x\" : [1, {{\"y\":1,\"y\":2}}], \"kid\":\"{}\", \"\\u0061lg\": \"EdDSA\" }} ",
+            signer.kid
+        );
+        let payload = payload().replacen('{', r#"{"note":{"a":1,"a":1},"#, 1);
+        let token = signed(&header, &payload, &signer);
+        assert_eq!(check(&token, found), Ok(claims()));
+    }
+
+    #[test]
+    fn an_array_claims_set_signed_with_the_real_key_is_malformed() {
+        let (signer, key) = setup();
+        // serde's sequence form of the claims struct, which serde_json reads.
+        let array = serde_json::to_string(&(
+            "tessera",
+            "u1",
+            "t1",
+            1_000,
+            1_000,
+            2_000,
+            "api",
+            [Grant::everything()],
+            0,
+            3,
+        ))
+        .expect("json");
+        assert_eq!(
+            serde_json::from_str::<Claims>(&array).expect("serde reads it"),
+            claims()
+        );
+        let refused = refusal(&signed(&header_of(&signer), &array, &signer), &key);
+        assert_eq!(refused.reason, Rejection::Malformed);
+        assert_eq!(refused.message, "token claims are not a JSON object");
+
+        let grant_array =
+            payload().replace(r#"{"resource":"*","actions":["*"]}"#, r#"["*",["*"]]"#);
+        let refused = refusal(&signed(&header_of(&signer), &grant_array, &signer), &key);
+        assert_eq!(refused.reason, Rejection::Malformed);
+        for not_an_object in ["null", "\"claims\"", "7", ""] {
+            let token = signed(&header_of(&signer), not_an_object, &signer);
+            assert_eq!(refusal(&token, &key).reason, Rejection::Malformed);
+        }
+    }
+
+    #[test]
+    fn an_array_header_is_malformed() {
+        let (signer, key) = setup();
+        let header = format!(r#"["JWT","EdDSA","{}"]"#, signer.kid);
+        let token = signed(&header, &payload(), &signer);
+        let refused = refusal(&token, &key);
+        assert_eq!(refused.reason, Rejection::Malformed);
+        assert_eq!(refused.message, "token header is not a JSON object");
+        assert_eq!(key_id(&token), Err(refused));
+    }
+
+    #[test]
+    fn a_claim_named_twice_is_malformed() {
+        let (signer, key) = setup();
+        for twice in [
+            payload().replacen('{', r#"{"exp":4102444800,"#, 1),
+            payload().replacen('{', r#"{"sub":"someone-else","#, 1),
+            payload().replacen('{', r#"{"\u0073ub":"u1","#, 1),
+            payload().replacen('{', r#"{"x":1,"x":1,"#, 1),
+            payload().replace(r#""actions""#, r#""resource":"*","actions""#),
+        ] {
+            let refused = refusal(&signed(&header_of(&signer), &twice, &signer), &key);
+            assert_eq!(refused.reason, Rejection::Malformed, "{twice}");
+            assert_eq!(refused.message, "token claims name a member twice");
+        }
+    }
+
+    #[test]
+    fn a_header_parameter_named_twice_is_malformed() {
+        let (signer, key) = setup();
+        for header in [
+            format!(r#"{{"alg":"EdDSA","alg":"EdDSA","kid":"{}"}}"#, signer.kid),
+            format!(r#"{{"alg":"HS256","alg":"EdDSA","kid":"{}"}}"#, signer.kid),
+            format!(r#"{{"alg":"EdDSA","kid":"{0}","kid":"{0}"}}"#, signer.kid),
+            format!(
+                r#"{{"alg":"EdDSA","typ":"JWT","typ":"JWT","kid":"{}"}}"#,
+                signer.kid
+            ),
+        ] {
+            let token = signed(&header, &payload(), &signer);
+            let refused = refusal(&token, &key);
+            assert_eq!(refused.reason, Rejection::Malformed, "{header}");
+            assert_eq!(refused.message, "token header names a parameter twice");
+            assert_eq!(key_id(&token), Err(refused));
+        }
+    }
+
+    #[test]
+    fn an_audience_or_a_critical_extension_is_malformed() {
+        let (signer, key) = setup();
+        for aud in [r#""tessera""#, r#"["tessera"]"#, "null"] {
+            let payload = payload().replacen('{', &format!(r#"{{"aud":{aud},"#), 1);
+            let refused = refusal(&signed(&header_of(&signer), &payload, &signer), &key);
+            assert_eq!(refused.reason, Rejection::Malformed, "{aud}");
+        }
+        let crit = format!(
+            r#"{{"alg":"EdDSA","kid":"{}","crit":["b64"],"b64":true}}"#,
+            signer.kid
+        );
+        let refused = refusal(&signed(&crit, &payload(), &signer), &key);
+        assert_eq!(refused.reason, Rejection::Malformed);
     }
 }
 
