@@ -179,6 +179,22 @@ async fn a_narrow_token_manages_nothing_but_itself(backend: Backend) {
             .await,
         Code::PermissionDenied,
     );
+    // `self` with a session says what the call was made with.
+    let status = expect_code(
+        tokens
+            .get_token(bearer(
+                v1::GetTokenRequest {
+                    token: by_id("self"),
+                },
+                &owner,
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(
+        status.message().contains("made with a session token"),
+        "{status:?}"
+    );
     let renewed = tokens
         .rotate_token(bearer(rotation("self"), &secret))
         .await
