@@ -339,7 +339,9 @@ impl Follower {
             }
             Ok(Ok(Some(message))) => message,
             Ok(Ok(None)) => {
-                tracing::warn!("the revocation feed ended; trying the upstreams again (a verifier with a store polls it meanwhile)");
+                tracing::warn!(
+                    "the revocation feed ended; trying the upstreams again (a verifier with a store polls it meanwhile)"
+                );
                 self.drop_stream(FIRST_RETRY);
                 return Step::Poll;
             }
