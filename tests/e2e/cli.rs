@@ -726,7 +726,14 @@ async fn hints_name_commands_and_flags() {
 
     let out = run(vec!["token", "create", "short", "--expires-in", "1d"]).await;
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A later expiry of a live token is an extension in place, as in FME…
     let out = run(vec!["token", "update", "short", "--expires-in", "30d"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // …but an expired one takes a new secret, and the hint names the command.
+    let out = run(vec!["token", "create", "brief", "--expires-in", "1h"]).await;
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    issuer.clock.advance(chrono::Duration::hours(3));
+    let out = run(vec!["token", "update", "brief", "--expires-in", "30d"]).await;
     refused(&out, "`tessera token rotate`", "RotateToken");
 
     let out = run(vec!["token", "create", "long", "--expires-in", "100000d"]).await;

@@ -14,7 +14,9 @@
 //! and a small model of the contract holds: a secret refused as REVOKED is
 //! never accepted again, a secret's grants never widen, and no secret
 //! issued before its owner was disabled, deleted or given a new password
-//! is ever accepted.
+//! is ever accepted. Histories also extend API tokens' expiries in place,
+//! the one widening the log carries: both services must follow it past the
+//! signed expiry, and agree when a narrowing or a rotation comes after it.
 //!
 //! `TESSERA_DIFF_SEED`, `TESSERA_DIFF_HISTORIES` and `TESSERA_DIFF_STEPS`
 //! choose the histories (CI runs the fixed default). A failing history is
@@ -78,6 +80,9 @@ pub enum Step {
         grants: bool,
         expiry: bool,
     },
+    /// A later expiry of an API token, in place (the one widening pushed
+    /// through the log).
+    Lengthen(usize),
     Rotate {
         token: usize,
         overlap: bool,
@@ -164,7 +169,8 @@ fn random_step(rng: &mut Rng) -> Step {
         72..=75 => Step::Enable(i),
         76..=78 => Step::Delete(i),
         79..=80 => Step::RotateKey,
-        81..=88 => Step::Advance(Jump::None),
+        81..=83 => Step::Lengthen(i),
+        84..=88 => Step::Advance(Jump::None),
         89..=92 => Step::Advance(Jump::Millisecond),
         93..=96 => Step::Advance(Jump::Second),
         _ => Step::Advance(Jump::Minutes),
@@ -684,6 +690,31 @@ impl World {
                     ))
                     .await?;
             }
+            Step::Lengthen(i) => {
+                let Some(t) = self.token(i, Some(false)) else {
+                    return nothing;
+                };
+                let id = self.tokens[t].id.clone();
+                let now = self.issuer.clock.now().timestamp();
+                let later = now + [600, 7_200, 3 * 86_400][self.step % 3];
+                self.issuer
+                    .tokens()
+                    .update_token(bearer(
+                        v1::UpdateTokenRequest {
+                            target: by_id(&id),
+                            token: Some(v1::Token {
+                                expire_time: Some(Timestamp {
+                                    seconds: later,
+                                    nanos: 0,
+                                }),
+                                ..Default::default()
+                            }),
+                            update_mask: mask(&["expire_time"]),
+                        },
+                        &self.admin,
+                    ))
+                    .await?;
+            }
             Step::Rotate {
                 token,
                 overlap,
@@ -1107,3 +1138,54 @@ async fn a_throttled_sign_in_is_a_refusal() {
         .await
         .expect("the history replays");
 }
+
+/// An extension in place, followed past the signed expiry and then
+/// through what may come after it: a narrowing, a second extension, a
+/// disable, a rotation, and an owner who loses grants.
+async fn extensions_agree_with_what_follows_them(backend: Backend) {
+    let minutes = Step::Advance(Jump::Minutes);
+    let steps = [
+        Step::CreateUser,
+        Step::CreateUser,
+        // A token of 5 minutes and one of 30 minutes, of the first user.
+        Step::Create {
+            user: 0,
+            all: false,
+            deps: false,
+        },
+        Step::Create {
+            user: 0,
+            all: true,
+            deps: false,
+        },
+        Step::Lengthen(0),
+        minutes,
+        minutes,
+        Step::Narrow {
+            token: 0,
+            grants: true,
+            expiry: false,
+        },
+        Step::Lengthen(1),
+        minutes,
+        Step::Disable(0),
+        Step::Lengthen(0),
+        minutes,
+        Step::Enable(0),
+        Step::Rotate {
+            token: 1,
+            overlap: true,
+            wider: false,
+        },
+        Step::Lengthen(1),
+        Step::TakeGrants(0, 0),
+        Step::Lengthen(0),
+        minutes,
+        minutes,
+    ];
+    if let Err(failure) = replay(backend, &steps).await {
+        panic!("{failure}");
+    }
+}
+
+on_both_backends!(extensions_agree_with_what_follows_them);

@@ -10,6 +10,7 @@ mod differential;
 mod feed_only;
 mod feed_truth;
 mod first_hour;
+mod fme_http;
 mod gateways;
 mod health;
 mod key_rotation;

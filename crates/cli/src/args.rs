@@ -286,7 +286,9 @@ pub struct UpdateArgs {
     /// A new description.
     #[arg(long)]
     pub description: Option<String>,
-    /// An earlier expiry, as a lifetime from now (`1h`).
+    /// A new expiry, as a lifetime from now (`1h`): earlier narrows the
+    /// token; later extends a live API token in place (its secret keeps
+    /// working), as FME does.
     #[arg(long, value_parser = duration)]
     pub expires_in: Option<Duration>,
     /// Replace the grants with these (fewer than before).

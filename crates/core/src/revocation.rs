@@ -11,6 +11,13 @@
 //! before generations existed carry no `gen` (0), so every later user-wide
 //! change binds them; the older, time-based events still bind them by `iat`.
 //!
+//! One event widens: [`Change::ExtendToken`], an API token's expiry moved
+//! later in place (FME users rely on it). It sets the expiry of one secret
+//! version outright and restates that secret's grants and disabled state,
+//! so it never leans on older events that pruning may have dropped; a
+//! checker that has not seen it refuses the secret at its signed (or
+//! narrowed) expiry, so a missed extension fails closed.
+//!
 //! Every lookup is a hash-map probe keyed by the 128-bit token or user id, so
 //! a check costs the same whatever the set's size. The common entries
 //! (revoked, disabled) are 24-byte map slots; rarer ones (narrowed, rotated,
@@ -50,6 +57,16 @@ pub enum Change {
     /// Secrets of the token older than `min_version` are refused from
     /// `effective_at` on (a rotation, with an optional overlap).
     RotateToken { min_version: u32, effective_at: i64 },
+    /// The secret of version `version` now expires at `expire_time` (later
+    /// than before: the one widening event), holds at most `grants`, and is
+    /// disabled if `disabled` says so. Restating grants and state makes the
+    /// event whole by itself: the events it extends past may be pruned.
+    ExtendToken {
+        version: u32,
+        expire_time: i64,
+        grants: Vec<Grant>,
+        disabled: bool,
+    },
     /// Every secret of the user whose generation is below `generation` is
     /// refused (the user was disabled, deleted or given a new password).
     RevokeUser { generation: u64 },
@@ -112,18 +129,90 @@ pub struct Judge<'a> {
     pub issuers: &'a [String],
 }
 
-/// An earlier expiry and/or fewer grants.
-#[derive(Debug, Clone, Default)]
+/// What a run of expiry changes does to an expiry: `x` becomes
+/// `x.clamp(floor, ceil)`. Narrowing lowers the ceiling, an extension sets
+/// both to its time; any sequence of them is again one clamp, so a bucket
+/// of events folds into two numbers, and applying it twice changes nothing
+/// (the issuer judges a row whose expiry is already the result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shift {
+    floor: i64,
+    ceil: i64,
+}
+
+impl Shift {
+    const NONE: Shift = Shift {
+        floor: i64::MIN,
+        ceil: i64::MAX,
+    };
+
+    fn apply(self, expiry: i64) -> i64 {
+        // `floor <= ceil` always holds, so this is `clamp` without its panic.
+        expiry.max(self.floor).min(self.ceil)
+    }
+
+    /// This shift, then `next`.
+    fn then(self, next: Shift) -> Shift {
+        Shift {
+            floor: next.apply(self.floor),
+            ceil: next.apply(self.ceil),
+        }
+    }
+
+    fn lower_to(expiry: i64) -> Shift {
+        Shift {
+            floor: i64::MIN,
+            ceil: expiry,
+        }
+    }
+
+    fn set_to(expiry: i64) -> Shift {
+        Shift {
+            floor: expiry,
+            ceil: expiry,
+        }
+    }
+}
+
+/// An extension of one secret version, with the narrowings after it.
+#[derive(Debug, Clone)]
+struct Extension {
+    version: u32,
+    /// The bucket's expiry changes as that version sees them.
+    expiry: Shift,
+    /// The grants the extension restated.
+    grants: Vec<Grant>,
+}
+
+/// The expiry and grant changes of one stretch of a token's life (between
+/// two rotations), in log order.
+#[derive(Debug, Clone)]
 struct Narrowing {
-    expire_time: Option<i64>,
+    /// The narrowings: they bind every secret the stretch binds.
+    expiry: Shift,
     grants: Option<Vec<Grant>>,
+    /// An extension, which binds only the secret version it names.
+    extension: Option<Extension>,
+}
+
+impl Default for Narrowing {
+    fn default() -> Self {
+        Self {
+            expiry: Shift::NONE,
+            grants: None,
+            extension: None,
+        }
+    }
 }
 
 impl Narrowing {
     /// Adds a further narrowing: the earlier expiry, the common grants.
     fn narrow(&mut self, expire_time: Option<i64>, grants: Option<&[Grant]>) {
         if let Some(e) = expire_time {
-            self.expire_time = Some(self.expire_time.map_or(e, |old| old.min(e)));
+            self.expiry = self.expiry.then(Shift::lower_to(e));
+            if let Some(extension) = &mut self.extension {
+                extension.expiry = extension.expiry.then(Shift::lower_to(e));
+            }
         }
         if let Some(g) = grants {
             self.grants = Some(match &self.grants {
@@ -133,8 +222,47 @@ impl Narrowing {
         }
     }
 
+    /// Sets the expiry of secret `version` to `expire_time` and holds it to
+    /// `grants`. Between two rotations only one version is current, so an
+    /// extension naming another than an earlier one did changes nothing:
+    /// that secret keeps its expiry (failing closed).
+    fn extend(&mut self, version: u32, expire_time: i64, held: &[Grant]) {
+        match &mut self.extension {
+            None => {
+                self.extension = Some(Extension {
+                    version,
+                    expiry: self.expiry.then(Shift::set_to(expire_time)),
+                    grants: held.to_vec(),
+                });
+            }
+            Some(extension) if extension.version == version => {
+                extension.expiry = extension.expiry.then(Shift::set_to(expire_time));
+                extension.grants = grants::intersect(&extension.grants, held);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// The expiry changes a secret of version `ver` is bound by.
+    fn expiry_for(&self, ver: u32) -> Shift {
+        match &self.extension {
+            Some(extension) if extension.version == ver => extension.expiry,
+            _ => self.expiry,
+        }
+    }
+
+    /// The grant limits a secret of version `ver` is held to.
+    fn grants_for(&self, ver: u32) -> impl Iterator<Item = &[Grant]> {
+        let extended = self
+            .extension
+            .as_ref()
+            .filter(|e| e.version == ver)
+            .map(|e| e.grants.as_slice());
+        self.grants.as_deref().into_iter().chain(extended)
+    }
+
     fn is_empty(&self) -> bool {
-        self.expire_time.is_none() && self.grants.is_none()
+        self.expiry == Shift::NONE && self.grants.is_none() && self.extension.is_none()
     }
 }
 
@@ -302,6 +430,26 @@ impl RevocationSet {
                 }
                 d.prune_after = d.prune_after.max(prune);
             }
+            (
+                Change::ExtendToken {
+                    version,
+                    expire_time,
+                    grants,
+                    disabled,
+                },
+                Some(t),
+                _,
+            ) => {
+                let d = self.tokens.entry(t).or_default();
+                d.narrowed.extend(*version, *expire_time, grants);
+                d.prune_after = d.prune_after.max(prune);
+                // The token now lives past the prune time of the event that
+                // disabled it: the extension restates it and keeps it.
+                if *disabled {
+                    let kept = self.disabled.entry(t).or_insert(prune);
+                    *kept = (*kept).max(prune);
+                }
+            }
             (Change::RevokeUser { generation }, _, Some(u)) => {
                 let d = self.users.entry(u).or_default();
                 d.revoked_below = d.revoked_below.max(*generation);
@@ -330,19 +478,20 @@ impl RevocationSet {
         }
         let token = Id::parse(&claims.jti).ok_or(Refusal::Malformed)?;
         let detail = self.tokens.get(&token);
-        let narrowings = detail.into_iter().flat_map(|d| {
-            std::iter::once(&d.narrowed).chain(
-                d.rotations_over(claims.ver)
-                    .map(|r| &r.narrowed_before)
-                    .filter(|n| !n.is_empty()),
-            )
+        // The stretches of the token's life since this secret was issued,
+        // oldest first: the rotations after it, then the current one.
+        let stretches = detail.into_iter().flat_map(|d| {
+            d.rotations_over(claims.ver)
+                .map(|r| &r.narrowed_before)
+                .filter(|n| !n.is_empty())
+                .chain(std::iter::once(&d.narrowed))
         });
         // The expiry in force first: a token past it is expired whatever
-        // else happened to it, here and in the issuer's own record.
-        let expire_time = narrowings
-            .clone()
-            .filter_map(|n| n.expire_time)
-            .fold(claims.exp, i64::min);
+        // else happened to it, here and in the issuer's own record. Order
+        // matters (an extension sets it, a narrowing after it lowers it).
+        let expire_time = stretches.clone().fold(claims.exp, |expiry, n| {
+            n.expiry_for(claims.ver).apply(expiry)
+        });
         if at.now > expire_time.saturating_add(at.leeway_secs) {
             return Err(Refusal::Expired);
         }
@@ -371,7 +520,7 @@ impl RevocationSet {
             return Err(Refusal::Disabled);
         }
         let mut grants: Cow<'c, [Grant]> = Cow::Borrowed(&claims.grants);
-        for held in narrowings.filter_map(|n| n.grants.as_deref()) {
+        for held in stretches.flat_map(|n| n.grants_for(claims.ver)) {
             grants = Cow::Owned(grants::intersect(&grants, held));
         }
         if let Some(ceiling) = user.and_then(|u| u.ceiling_for(claims.generation)) {
@@ -768,6 +917,156 @@ mod tests {
             },
         ));
         assert_eq!(at(&set, &new, 501, 0), Err(Refusal::Expired));
+    }
+
+    fn extend(seq: i64, version: u32, expire_time: i64, held: &[Grant], disabled: bool) -> Event {
+        event(
+            seq,
+            Some(TOKEN),
+            Change::ExtendToken {
+                version,
+                expire_time,
+                grants: held.to_vec(),
+                disabled,
+            },
+        )
+    }
+
+    #[test]
+    fn shifts_compose_as_their_steps_applied_in_turn() {
+        // Every clamp of small numbers, against applying the steps in turn.
+        let steps: Vec<Shift> = (-3..=3)
+            .flat_map(|e| [Shift::lower_to(e), Shift::set_to(e)])
+            .chain([Shift::NONE])
+            .collect();
+        for a in &steps {
+            for b in &steps {
+                for c in &steps {
+                    let composed = a.then(*b).then(*c);
+                    for x in -5..=5 {
+                        assert_eq!(composed.apply(x), c.apply(b.apply(a.apply(x))));
+                        assert_eq!(
+                            composed.apply(composed.apply(x)),
+                            composed.apply(x),
+                            "idempotent"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_extension_keeps_its_secret_valid_past_the_signed_expiry() {
+        let c = claims(TOKEN, 100); // signed exp 1_100
+        let mut set = RevocationSet::new();
+        assert_eq!(
+            at(&set, &c, 1_500, 0),
+            Err(Refusal::Expired),
+            "not seen: fails closed"
+        );
+        set.apply(&extend(1, 0, 2_000, &c.grants, false));
+        assert_eq!(expiry(&set, &c, 1_500), 2_000);
+        assert_eq!(at(&set, &c, 1_500, 0), Ok(c.grants.clone()));
+        assert_eq!(at(&set, &c, 2_001, 0), Err(Refusal::Expired));
+        // Another version of the same token is not extended.
+        let other = Claims {
+            ver: 1,
+            ..claims(TOKEN, 100)
+        };
+        assert_eq!(at(&set, &other, 1_500, 0), Err(Refusal::Expired));
+    }
+
+    #[test]
+    fn expiry_changes_apply_in_log_order() {
+        let c = claims(TOKEN, 100); // signed exp 1_100
+        let mut set = RevocationSet::new();
+        let narrow = |seq, e| {
+            event(
+                seq,
+                Some(TOKEN),
+                Change::NarrowToken {
+                    expire_time: Some(e),
+                    grants: None,
+                },
+            )
+        };
+        set.apply(&narrow(1, 500));
+        assert_eq!(expiry(&set, &c, 200), 500);
+        set.apply(&extend(2, 0, 800, &c.grants, false));
+        assert_eq!(expiry(&set, &c, 200), 800, "an extension sets the expiry");
+        set.apply(&narrow(3, 600));
+        assert_eq!(expiry(&set, &c, 200), 600, "a later narrowing lowers it");
+        set.apply(&extend(4, 0, 3_000, &c.grants, false));
+        assert_eq!(expiry(&set, &c, 200), 3_000);
+        // Judging a claim whose expiry is already the result changes nothing,
+        // as the issuer does with its row.
+        let row = Claims {
+            exp: 3_000,
+            ..claims(TOKEN, 100)
+        };
+        assert_eq!(expiry(&set, &row, 200), 3_000);
+    }
+
+    #[test]
+    fn an_extension_stands_alone_when_older_events_are_pruned() {
+        let c = claims(TOKEN, 100);
+        let read = vec![grant("repositories", &["read"])];
+        // Only the extension is left: it still disables and narrows.
+        let mut set = RevocationSet::new();
+        set.apply(&extend(9, 0, 2_000, &read, true));
+        assert_eq!(at(&set, &c, 1_500, 0), Err(Refusal::Disabled));
+        set.apply(&event(10, Some(TOKEN), Change::EnableToken));
+        assert_eq!(at(&set, &c, 1_500, 0), Ok(read));
+    }
+
+    #[test]
+    fn an_extension_keeps_the_disabled_entry_as_long_as_the_token_lives() {
+        let c = claims(TOKEN, 100);
+        let mut set = RevocationSet::new();
+        let mut disabled = event(1, Some(TOKEN), Change::DisableToken);
+        disabled.prune_after = 1_100;
+        set.apply(&disabled);
+        let mut extended = extend(2, 0, 2_000, &c.grants, true);
+        extended.prune_after = 2_000;
+        set.apply(&extended);
+        set.prune(1_500);
+        assert_eq!(at(&set, &c, 1_500, 0), Err(Refusal::Disabled));
+    }
+
+    #[test]
+    fn an_extension_binds_the_version_it_names_across_a_rotation() {
+        let mut set = RevocationSet::new();
+        let first = claims(TOKEN, 100); // exp 1_100
+        set.apply(&extend(1, 0, 1_400, &first.grants, false));
+        set.apply(&event(
+            2,
+            Some(TOKEN),
+            Change::RotateToken {
+                min_version: 1,
+                effective_at: 1_300,
+            },
+        ));
+        let second = Claims {
+            ver: 1,
+            ..claims(TOKEN, 200) // exp 1_200
+        };
+        assert!(
+            at(&set, &first, 1_250, 0).is_ok(),
+            "extended, inside the overlap"
+        );
+        assert_eq!(at(&set, &first, 1_300, 0), Err(Refusal::Revoked));
+        assert_eq!(
+            expiry(&set, &second, 1_000),
+            1_200,
+            "the new secret keeps its own"
+        );
+        set.apply(&extend(3, 1, 5_000, &second.grants, false));
+        assert_eq!(expiry(&set, &second, 1_000), 5_000);
+        // Extending the retired secret cannot revive it: the rotation
+        // retires it whatever its expiry.
+        set.apply(&extend(4, 0, 9_000, &first.grants, false));
+        assert_eq!(at(&set, &first, 1_300, 0), Err(Refusal::Revoked));
     }
 
     #[test]

@@ -187,6 +187,26 @@ pub struct IssuerConfig {
     #[arg(long, env = "TESSERA_FEED_SLOW_FOLLOWER", default_value = "10s", value_parser = tessera_core::duration::parse_ms)]
     pub feed_slow_follower: Duration,
 
+    /// Where FME's own HTTP endpoints are served (`/fmetoken/generate`,
+    /// `/fmerest/v3/tokens`, `/fmeapiv4/tokens`, `/fmeinfo/version`, the
+    /// health checks), translated onto the same services as gRPC; off when
+    /// unset. Plain HTTP: put a TLS-terminating proxy in front of it
+    /// outside a single host (passwords travel in its requests).
+    #[arg(long, env = "TESSERA_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+
+    /// Whether the HTTP face takes a token from FME's `fmetoken` query
+    /// parameter (`?fmetoken=<token>`), as FME does. A token in a URL ends
+    /// up in proxies' and browsers' histories: turn it off
+    /// (`--fmetoken-query=false`) when no client needs it.
+    #[arg(
+        long,
+        env = "TESSERA_FMETOKEN_QUERY",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub fmetoken_query: bool,
+
     /// The server certificate chain (PEM): with `--tls-key`, serve TLS.
     #[arg(long, env = "TESSERA_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
@@ -206,6 +226,7 @@ impl std::fmt::Debug for IssuerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IssuerConfig")
             .field("listen", &self.listen)
+            .field("http_listen", &self.http_listen)
             .field("database_url", &tessera_store::redact(&self.database_url))
             .field("db_schema", &self.db_schema)
             .field("kek_file", &self.kek_file)
@@ -255,6 +276,8 @@ impl IssuerConfig {
             feed_poll_interval: Duration::from_millis(100),
             feed_heartbeat: Duration::from_secs(1),
             feed_slow_follower: Duration::from_secs(10),
+            http_listen: None,
+            fmetoken_query: true,
             tls_cert: None,
             tls_key: None,
             tls_client_ca: None,
@@ -294,6 +317,8 @@ mod tests {
         assert_eq!(parsed.key_rotation_interval, built.key_rotation_interval);
         assert_eq!(parsed.session_retention, built.session_retention);
         assert_eq!(parsed.cleanup_interval, built.cleanup_interval);
+        assert_eq!(parsed.http_listen, built.http_listen);
+        assert_eq!(parsed.fmetoken_query, built.fmetoken_query);
         assert_eq!(
             built.longest_token_lifetime(),
             Duration::from_secs(365 * 86_400)

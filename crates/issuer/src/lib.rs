@@ -9,8 +9,9 @@
 //! `service` (one module per gRPC service), `issue` (minting a token),
 //! `audited` (refused calls in the audit log), [`maintenance`] (the
 //! clean-up task and scheduled key rotation), `bootstrap` (KEK, first admin,
-//! first key), `server` (serving and health), [`error`] (the one mapping to
-//! `tonic::Status`).
+//! first key), `server` (serving and health), `http` (FME's own token
+//! endpoints over HTTP, translated onto the same services; bound address:
+//! [`Issuer::http_addr`]), [`error`] (the one mapping to `tonic::Status`).
 
 mod audited;
 mod auth;
@@ -21,6 +22,7 @@ mod convert;
 pub mod error;
 mod followers;
 mod hashing;
+mod http;
 mod issue;
 mod judge;
 pub mod maintenance;

@@ -45,6 +45,8 @@ const SERVICES: &[&str] = &[
 #[derive(Debug)]
 pub struct Issuer {
     listener: TcpListener,
+    /// FME's HTTP endpoints (`--http-listen`), when asked for.
+    http: Option<TcpListener>,
     shared: Arc<Shared>,
     tls: Option<ServerTlsConfig>,
 }
@@ -61,11 +63,23 @@ impl Issuer {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             IssuerError::FailedPrecondition(format!("cannot listen on {}: {e}", config.listen))
         })?;
+        let http = match config.http_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                IssuerError::FailedPrecondition(format!("cannot listen on {addr} for HTTP: {e}"))
+            })?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            http,
             shared: Arc::new(Shared::new(config, clock, kek)?),
             tls,
         })
+    }
+
+    /// The address FME's HTTP endpoints are bound to, when they are served.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The address actually bound (useful with port 0).
@@ -125,9 +139,17 @@ impl Issuer {
         let draining = drain.clone();
         let delay = config.shutdown_delay;
         let closing = feed.clone();
+        let face = match &self.http {
+            Some(_) => Some(crate::http::Face::new(shared.clone())?),
+            None => None,
+        };
+        let face_closing = face.clone();
         let stop_serving = async move {
             shutdown.await;
             closing.close();
+            if let Some(face) = &face_closing {
+                face.stop();
+            }
             health_abort.abort();
             set_health(&reporter, ServingStatus::NotServing).await;
             // Still serving, so probes on new connections see NOT_SERVING
@@ -145,6 +167,23 @@ impl Issuer {
                 .map_err(|e| IssuerError::FailedPrecondition(e.to_string()))?;
             tracing::info!(addr = %bound, "metrics served on /metrics");
         }
+
+        // FME's endpoints stop taking connections with the gRPC listener and
+        // get the same grace for requests in flight.
+        let http = match (self.http, face) {
+            (Some(listener), Some(face)) => {
+                let (drain, grace) = (drain.clone(), config.shutdown_grace);
+                let served = crate::http::serve(listener, face, drain.started());
+                let task = tokio::spawn(async move {
+                    if let Err(e) = drain.bounded(served, grace).await {
+                        tracing::error!(error = %e, "the HTTP server failed");
+                    }
+                });
+                tasks.add(&task);
+                Some(task)
+            }
+            _ => None,
+        };
 
         let (reflection, reflection_alpha) = tessera_serve::reflection::services(
             &[
@@ -188,6 +227,9 @@ impl Issuer {
             .bounded(serve, config.shutdown_grace)
             .await
             .map_err(|e| IssuerError::Internal(format!("server: {e}")));
+        if let Some(http) = http {
+            let _ = http.await;
+        }
         drop(tasks);
         // After a clean stop the SQLite file alone holds everything.
         if let Ok(store) = shared.store()

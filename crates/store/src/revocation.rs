@@ -1,5 +1,6 @@
 //! The revocation log: every change that narrows what an issued token string
-//! allows, in one strictly ordered sequence that verifiers follow.
+//! allows, in one strictly ordered sequence that verifiers follow, and the
+//! one widening verifiers honour: an API token's expiry extended in place.
 
 use crate::entity::{log_identity, revocation_event, sequence};
 use crate::error::corrupt;
@@ -36,6 +37,13 @@ pub enum EventKind {
     /// The token was rotated: `detail` is `{"min_version": 2, "effective_at": T}`;
     /// secrets of older versions are refused from `effective_at` on.
     RotateToken,
+    /// An API token's expiry was moved later in place: `detail` is
+    /// `{"version": 0, "expire_time": T, "grants": [...], "disabled": false}`,
+    /// the secret version extended, its new expiry, and its grants and
+    /// state restated (so the event stands alone once older ones are
+    /// pruned). A verifier that has not applied it refuses the secret at
+    /// its signed expiry.
+    ExtendToken,
     /// The user's secrets below `detail`'s generation are held to its
     /// grants: `{"grants": [...], "generation": 4}` (no generation: written
     /// before generations, binding only the tokens that carry none).
@@ -53,6 +61,7 @@ impl EventKind {
             EventKind::RevokeUserBefore => "revoke_user_before",
             EventKind::NarrowToken => "narrow_token",
             EventKind::RotateToken => "rotate_token",
+            EventKind::ExtendToken => "extend_token",
             EventKind::UserCeiling => "user_ceiling",
         }
     }
@@ -67,6 +76,7 @@ impl EventKind {
             "revoke_user_before" => EventKind::RevokeUserBefore,
             "narrow_token" => EventKind::NarrowToken,
             "rotate_token" => EventKind::RotateToken,
+            "extend_token" => EventKind::ExtendToken,
             "user_ceiling" => EventKind::UserCeiling,
             _ => return None,
         })
@@ -135,6 +145,29 @@ impl NewRevocation {
         }
     }
 
+    /// Secret `version` of the token now expires at `expire_time`, holds at
+    /// most `grants` and is disabled or not; prunable once no secret of the
+    /// token can be valid (`prune_after`, at least the new expiry).
+    pub fn extend_token(
+        token_id: &str,
+        user_id: &str,
+        version: u32,
+        expire_time: i64,
+        grants: &[Grant],
+        disabled: bool,
+        prune_after: i64,
+    ) -> Self {
+        Self {
+            detail: serde_json::json!({
+                "version": version,
+                "expire_time": expire_time,
+                "grants": grants,
+                "disabled": disabled,
+            }),
+            ..Self::token(EventKind::ExtendToken, token_id, user_id, prune_after)
+        }
+    }
+
     /// Every secret of the user below `generation` is refused; prunable
     /// once the longest-lived such secret has expired.
     pub fn revoke_user(user_id: &str, generation: u64, prune_after: i64) -> Self {
@@ -187,6 +220,8 @@ struct Detail {
     min_version: u32,
     effective_at: i64,
     generation: Option<u64>,
+    version: Option<u32>,
+    disabled: Option<bool>,
 }
 
 /// The generation a ceiling written before generations binds below: 1, the
@@ -285,6 +320,12 @@ fn decode(row: &EventRow) -> Result<Event, StoreError> {
         EventKind::RotateToken => Change::RotateToken {
             min_version: detail.min_version,
             effective_at: detail.effective_at,
+        },
+        EventKind::ExtendToken => Change::ExtendToken {
+            version: detail.version.ok_or_else(|| bad("no version"))?,
+            expire_time: detail.expire_time.ok_or_else(|| bad("no expire_time"))?,
+            grants: detail.grants.ok_or_else(|| bad("no grants"))?,
+            disabled: detail.disabled.ok_or_else(|| bad("no disabled"))?,
         },
         EventKind::RevokeUser => Change::RevokeUser {
             generation: detail.generation.ok_or_else(|| bad("no generation"))?,
@@ -491,5 +532,64 @@ impl Store {
         txn.commit().await?;
         self.mark_appended();
         Ok(seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "01900000-0000-7000-8000-000000000001";
+    const USER: &str = "01900000-0000-7000-8000-0000000000aa";
+
+    fn stored(event: NewRevocation) -> EventRow {
+        EventRow {
+            seq: 7,
+            kind: event.kind.as_str().into(),
+            token_id: event.token_id,
+            user_id: event.user_id,
+            issued_before: event.issued_before,
+            detail: event.detail.to_string(),
+            prune_after: event.prune_after,
+        }
+    }
+
+    #[test]
+    fn an_extension_reads_back_as_it_was_written() {
+        let grants = vec![Grant {
+            resource: "repositories".into(),
+            actions: vec!["read".into()],
+        }];
+        let row = stored(NewRevocation::extend_token(
+            TOKEN, USER, 2, 5_000, &grants, true, 5_000,
+        ));
+        assert_eq!(row.kind, "extend_token");
+        let event = row.decode().expect("decodes");
+        assert_eq!(
+            event.change,
+            Change::ExtendToken {
+                version: 2,
+                expire_time: 5_000,
+                grants,
+                disabled: true,
+            }
+        );
+        assert_eq!(event.token, Id::parse(TOKEN));
+        assert_eq!(event.prune_after, 5_000);
+    }
+
+    #[test]
+    fn an_extension_missing_a_field_is_corrupt() {
+        let mut row = stored(NewRevocation::extend_token(
+            TOKEN,
+            USER,
+            0,
+            5_000,
+            &[],
+            false,
+            5_000,
+        ));
+        row.detail = r#"{"version": 0, "expire_time": 5000}"#.into();
+        assert!(row.decode().is_err(), "grants and state are required");
     }
 }

@@ -27,15 +27,33 @@ impl Reply {
 
 /// One request with `Connection: close`.
 pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send_body(addr, method, path, headers, None).await
+}
+
+/// One request with `Connection: close` and, when given, a body (with its
+/// `Content-Length`).
+pub async fn send_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Reply {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: tessera\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).await.expect("read");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&request).await.expect("send");
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await.expect("read");
+    let reply = String::from_utf8(reply).expect("a UTF-8 response");
     let (head, body) = reply.split_once("\r\n\r\n").expect("a whole response");
     let mut lines = head.lines();
     let status = lines

@@ -2,6 +2,7 @@
 //! manual clock, and helpers for credentials and status checks.
 
 pub mod db;
+pub mod fme;
 pub mod http;
 pub mod lifecycle;
 pub mod permissions;
@@ -74,6 +75,8 @@ macro_rules! on_both_backends {
 /// A running issuer and what a test needs to talk to it.
 pub struct Harness {
     pub addr: std::net::SocketAddr,
+    /// Where FME's HTTP endpoints are served, when the config asked for them.
+    pub http_addr: Option<std::net::SocketAddr>,
     pub channel: Channel,
     pub clock: Arc<ManualClock>,
     db: Option<TestDb>,
@@ -122,6 +125,7 @@ impl Harness {
             .await
             .expect("issuer should bind");
         let addr = issuer.local_addr().expect("bound address");
+        let http_addr = issuer.http_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             issuer
@@ -137,6 +141,7 @@ impl Harness {
             .connect_lazy();
         Self {
             addr,
+            http_addr,
             channel,
             clock,
             db: Some(db),

@@ -1,5 +1,7 @@
 //! `tessera dev`: an issuer and a verifier in this process, on an embedded
-//! SQLite database, until Ctrl-C.
+//! SQLite database, until Ctrl-C. The issuer also serves FME's own token
+//! endpoints over HTTP (docs/fme.md) on [`HTTP_LISTEN`] unless
+//! `TESSERA_HTTP_LISTEN` says otherwise.
 
 use crate::args::DevArgs;
 use crate::error::CliError;
@@ -13,6 +15,10 @@ use tessera_verifier::{VerifierConfig, VerifierServer};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+/// Where `tessera dev` serves FME's HTTP endpoints: the port after the
+/// issuer's and the verifier's defaults.
+pub(crate) const HTTP_LISTEN: &str = "127.0.0.1:50053";
 
 /// The issuer's and verifier's settings from their `TESSERA_*` variables,
 /// as the production binaries read them (`TESSERA_ADMIN_PASSWORD`,
@@ -83,6 +89,13 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     issuer_config.database_url = url.clone();
     // Ctrl-C stops a development server at once: nothing balances load to it.
     issuer_config.shutdown_delay = std::time::Duration::ZERO;
+    let http_listen = match issuer_config.http_listen {
+        Some(addr) => addr,
+        None => HTTP_LISTEN
+            .parse()
+            .map_err(|e| CliError::Local(format!("{HTTP_LISTEN}: {e}")))?,
+    };
+    issuer_config.http_listen = Some(http_listen);
     let mut verifier_config = from_environment::<VerifierFromEnvironment>("verifier")?.verifier;
     verifier_config.listen = args.verifier_listen;
     verifier_config.database_url = url;
@@ -112,6 +125,12 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
             ))
         })?;
     }
+    std::net::TcpListener::bind(http_listen).map_err(|e| {
+        CliError::Local(format!(
+            "FME HTTP endpoints: cannot listen on {http_listen}: {e} (is another tessera dev \
+             running? choose another address with TESSERA_HTTP_LISTEN)"
+        ))
+    })?;
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| CliError::Local(format!("cannot create {}: {e}", args.data_dir.display())))?;
     let issuer = Issuer::bind(issuer_config, clock.clone())
@@ -120,6 +139,7 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     let issuer_addr = issuer
         .local_addr()
         .map_err(|e| CliError::Local(e.to_string()))?;
+    let http_addr = issuer.http_addr().unwrap_or(http_listen);
     verifier_config.revocation_feed = format!("http://{issuer_addr}");
     let verifier = VerifierServer::bind(verifier_config, clock)
         .await
@@ -134,13 +154,15 @@ pub(crate) async fn run(args: DevArgs, printer: &mut Printer<'_>) -> Result<(), 
     wait_serving("verifier", verifier_addr).await?;
     printer.done(
         &format!(
-            "Tessera is running (data in {}):\n  issuer    http://{issuer_addr}\n  verifier  http://{verifier_addr}\n\
+            "Tessera is running (data in {}):\n  issuer    http://{issuer_addr}\n  verifier  http://{verifier_addr}\n  \
+             FME HTTP  http://{http_addr} (/fmetoken/generate, /fmerest/v3/tokens, /fmeapiv4/tokens)\n\
              In another terminal: tessera login --user admin --password <password>. Ctrl-C stops both.",
             args.data_dir.display()
         ),
         serde_json::json!({
             "issuer": format!("http://{issuer_addr}"),
             "verifier": format!("http://{verifier_addr}"),
+            "fme_http": format!("http://{http_addr}"),
             "data_dir": args.data_dir.display().to_string(),
         }),
     )?;

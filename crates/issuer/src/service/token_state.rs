@@ -1,13 +1,18 @@
 //! Token changes that keep the secret: enable, disable, and updates that
 //! narrow what the secret allows. Each narrowing appends a revocation event
 //! in the same transaction, which is how the verifiers learn of it; a change
-//! that would widen the secret is refused in favour of `RotateToken`.
+//! that would widen the secret is refused in favour of `RotateToken`, but
+//! for one: a later expiry of a live API token, which FME users rely on. It
+//! is an `extend_token` event the verifiers honour (a verifier that missed
+//! it refuses the secret at its signed expiry, failing closed).
 
 use super::token_select::{self, Use, excess, is_session, resolve};
 use crate::auth::Caller;
 use crate::error::IssuerError;
+use crate::judge;
 use crate::state::Shared;
 use crate::validate::{self, Violations};
+use std::time::Duration;
 use tessera_core::{Catalog, Grant};
 use tessera_proto::v1;
 use tessera_store::audit::NewAudit;
@@ -129,6 +134,7 @@ fn wanted(
     catalog: &Catalog,
     body: &v1::UpdateTokenRequest,
     now: i64,
+    max_lifetime: Duration,
 ) -> Result<Wanted, IssuerError> {
     let new = body.token.clone().unwrap_or_default();
     let mut v = Violations::default();
@@ -181,6 +187,13 @@ fn wanted(
                 "is in the past; to stop the token now, set it to the current time, or \
                  disable or delete the token",
             ),
+            Some(t) if t.seconds > now.saturating_add(validate::secs(max_lifetime)) => v.add(
+                "token.expire_time",
+                format!(
+                    "is past the maximum token lifetime of {} from now",
+                    tessera_core::duration::format(max_lifetime)
+                ),
+            ),
             Some(t) => expire_time = Some(t.seconds),
         }
     }
@@ -203,11 +216,82 @@ fn wanted(
     })
 }
 
+/// What an extension of a token's expiry restates, judged before the
+/// change: the grants its current secret holds now (signed, narrowed, held
+/// to its owner's ceilings) and which secret that is.
+struct Extending {
+    version: u32,
+    grants: Vec<Grant>,
+}
+
+/// Checks that `row`'s current secret may be given the later expiry `end`
+/// in place: it is an API token's, valid now (or only disabled), and the
+/// key that signed it stays published until then. Anything else widens a
+/// dead secret, which only a rotation (a new secret) may do.
+async fn extending(
+    shared: &Shared,
+    store: &tessera_store::Store,
+    row: &token::Model,
+    end: i64,
+    now: i64,
+) -> Result<Extending, IssuerError> {
+    let set = judge::set_for(store, &[&row.id], &[&row.owner_id]).await?;
+    let judged = judge::judge_row(shared, &set, row, now)?;
+    match judged.status {
+        v1::TokenStatus::Active | v1::TokenStatus::Disabled => {}
+        v1::TokenStatus::Expired => {
+            return Err(IssuerError::FailedPrecondition(
+                "the token has expired: a later expiry would revive its secret; rotate the \
+                 token (RotateToken) with the new expiry instead"
+                    .into(),
+            ));
+        }
+        _ => {
+            return Err(IssuerError::FailedPrecondition(
+                "the token's secret was revoked when its owner was disabled or given a new \
+                 password: rotate the token (RotateToken) for a new secret instead"
+                    .into(),
+            ));
+        }
+    }
+    // A retired key is published only until `remove_time`; past it no
+    // verifier could check the secret, so the extension would be a lie.
+    let key = store
+        .published_keys(now)
+        .await?
+        .into_iter()
+        .find(|k| k.kid == row.key_id);
+    match key.map(|k| k.remove_time) {
+        Some(None) => {}
+        Some(Some(removed)) if removed >= end => {}
+        Some(Some(removed)) => {
+            return Err(IssuerError::FailedPrecondition(format!(
+                "the key that signed this secret is retired and stays published only until {}: \
+                 extend the token to then at most, or rotate it (RotateToken) for a secret \
+                 signed by the current key",
+                tessera_core::duration::instant(removed)
+            )));
+        }
+        None => {
+            return Err(IssuerError::FailedPrecondition(
+                "the key that signed this secret is no longer published: rotate the token \
+                 (RotateToken) for a new secret"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Extending {
+        version: tokens::version_of(row),
+        grants: judged.grants,
+    })
+}
+
 /// Decides what an update writes, on the row as it is now.
 fn decide(
     catalog: &Catalog,
     caller: &Caller,
     wanted: &Wanted,
+    extension: Option<&Extending>,
     row: &token::Model,
     now: i64,
 ) -> Result<TokenChange, IssuerError> {
@@ -232,12 +316,37 @@ fn decide(
         changed.push("description");
     }
     let mut narrowed_expiry = None;
+    // Every event this update appends lives as long as the token's last
+    // secret, which an extension moves later.
+    let mut lives_until = tokens::last_valid_time(row);
     if let Some(end) = wanted.expire_time {
         if end > row.expire_time {
-            return Err(IssuerError::FailedPrecondition(
-                "a later expiry would widen what the token's secret allows: rotate the token \
-                 (RotateToken) with the new expiry to get a secret carrying it"
-                    .into(),
+            // Judged before the change; a rotation since makes it stale.
+            let basis = extension
+                .filter(|e| e.version == tokens::version_of(row))
+                .ok_or_else(|| {
+                    IssuerError::Aborted(
+                        "the token was rotated while its expiry was being extended: read it \
+                         and try again"
+                            .into(),
+                    )
+                })?;
+            if row.expire_time <= now {
+                return Err(IssuerError::FailedPrecondition(
+                    "the token has expired: rotate it (RotateToken) with the new expiry".into(),
+                ));
+            }
+            update.expire_time = Some(end);
+            changed.push("expire_time (extended)");
+            lives_until = lives_until.max(end);
+            revocations.push(NewRevocation::extend_token(
+                &row.id,
+                &row.owner_id,
+                basis.version,
+                end,
+                &basis.grants,
+                !row.enabled,
+                lives_until,
             ));
         }
         if end < row.expire_time {
@@ -281,7 +390,7 @@ fn decide(
             &row.owner_id,
             narrowed_expiry,
             narrowed_grants.as_deref(),
-            tokens::last_valid_time(row),
+            lives_until,
         ));
     }
     if wanted.names("enabled") && wanted.enabled != row.enabled {
@@ -289,7 +398,9 @@ fn decide(
             refuse_if_expired(row, now)?;
         }
         update.enabled = Some(wanted.enabled);
-        revocations.push(enabled_event(row, wanted.enabled));
+        let mut event = enabled_event(row, wanted.enabled);
+        event.prune_after = lives_until;
+        revocations.push(event);
         changed.push("enabled");
     }
     let detail = if changed.is_empty() {
@@ -305,19 +416,41 @@ fn decide(
     })
 }
 
-/// UpdateToken: the fields named in the mask; narrowing applies in place.
+/// UpdateToken: the fields named in the mask; narrowing applies in place,
+/// and so does a later expiry of a live API token.
 pub(crate) async fn update(
     shared: &Shared,
     caller: &Caller,
     body: v1::UpdateTokenRequest,
 ) -> Result<v1::Token, IssuerError> {
     let now = shared.now();
-    let wanted = wanted(&shared.catalog, &body, now)?;
+    let wanted = wanted(
+        &shared.catalog,
+        &body,
+        now,
+        shared.config.max_token_lifetime,
+    )?;
     let store = shared.store()?;
     let (row, owner) = resolve(store, caller, body.target.as_ref(), "target", Use::Change).await?;
+    let extension = match wanted.expire_time {
+        Some(end) if end > row.expire_time && !is_session(&row) => {
+            Some(extending(shared, store, &row, end, now).await?)
+        }
+        _ => None,
+    };
     let (row, ()) = store
         .change_token(&row.id, now, |row| {
-            Ok((decide(&shared.catalog, caller, &wanted, row, now)?, ()))
+            Ok((
+                decide(
+                    &shared.catalog,
+                    caller,
+                    &wanted,
+                    extension.as_ref(),
+                    row,
+                    now,
+                )?,
+                (),
+            ))
         })
         .await
         .map_err(|e| match e {
