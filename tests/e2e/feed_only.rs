@@ -3,6 +3,7 @@
 //! and relays with no store forward it to further tiers.
 
 use crate::on_both_backends;
+use crate::support::feed::{admin_token, disable};
 use crate::support::verifier::{VerifierHarness, verifier_config};
 use crate::support::{Backend, FEED_SECRET, Harness, admin, bearer, by_id, expect_code};
 use std::time::Duration;
@@ -27,28 +28,9 @@ fn fed_by(issuer: &Harness, upstream: std::net::SocketAddr) -> VerifierConfig {
     config
 }
 
-async fn api_token(issuer: &Harness, name: &str) -> (v1::Token, String) {
-    let reply = issuer
-        .create_token(v1::CreateTokenRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    (reply.token.expect("metadata"), reply.secret)
-}
-
-async fn disable(issuer: &Harness, id: &str) {
-    issuer
-        .tokens()
-        .disable_token(admin(v1::DisableTokenRequest { token: by_id(id) }))
-        .await
-        .expect("disable");
-}
-
 async fn a_verifier_with_no_store_serves_follows_keys_and_reports_uses(backend: Backend) {
     let issuer = Harness::start(backend).await;
-    let (token, secret) = api_token(&issuer, "fed").await;
+    let (token, secret) = admin_token(&issuer, "fed").await;
     let mut config = fed_by(&issuer, issuer.addr);
     config.usage_flush_interval = Duration::from_millis(100);
     let verifier = VerifierHarness::spawn(config, issuer.clock.clone()).await;
@@ -98,7 +80,7 @@ async fn a_verifier_with_no_store_serves_follows_keys_and_reports_uses(backend: 
         }))
         .await
         .expect("rotate key");
-    let (_, after_rotation) = api_token(&issuer, "signed by the new key").await;
+    let (_, after_rotation) = admin_token(&issuer, "signed by the new key").await;
     assert_ne!(
         jsonwebtoken::decode_header(&after_rotation)
             .expect("header")
@@ -142,7 +124,7 @@ async fn a_follower_of_a_relay_of_a_relay_sees_a_disable(backend: Backend) {
     // History before the relays start: more than their windows hold.
     let mut earlier = Vec::new();
     for n in 0..4 {
-        let (token, secret) = api_token(&issuer, &format!("earlier {n}")).await;
+        let (token, secret) = admin_token(&issuer, &format!("earlier {n}")).await;
         disable(&issuer, &token.id).await;
         earlier.push(secret);
     }
@@ -168,7 +150,7 @@ async fn a_follower_of_a_relay_of_a_relay_sees_a_disable(backend: Backend) {
         );
     }
 
-    let (token, secret) = api_token(&issuer, "relayed twice").await;
+    let (token, secret) = admin_token(&issuer, "relayed twice").await;
     leaf.wait_for_reason(&secret, VerifyReason::Ok).await;
     disable(&issuer, &token.id).await;
     let took = leaf.wait_for_reason(&secret, VerifyReason::Disabled).await;

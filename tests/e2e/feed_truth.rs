@@ -4,6 +4,7 @@
 //! upstreams are followed over TLS and mTLS, or refused loudly.
 
 use crate::on_both_backends;
+use crate::support::feed::{admin_token, wait_until};
 use crate::support::pki::Pki;
 use crate::support::verifier::{VerifierHarness, verifier_config};
 use crate::support::{
@@ -24,35 +25,13 @@ on_both_backends!(
     a_feed_that_cannot_read_its_log_answers_unavailable
 );
 
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn api_token(issuer: &Harness, name: &str) -> (v1::Token, String) {
-    let reply = issuer
-        .create_token(v1::CreateTokenRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    (reply.token.expect("metadata"), reply.secret)
-}
-
 /// The issue's own sequence: a verifier whose store is one database,
 /// following an issuer on another, with a disabled token in its store.
 /// It must not answer OK; it says why and reports NOT_SERVING.
 async fn a_verifier_whose_feed_is_another_log_refuses_to_serve(backend: Backend) {
     let ours = Harness::start(backend).await;
     let theirs = Harness::start(backend).await;
-    let (token, secret) = api_token(&ours, "disabled here").await;
+    let (token, secret) = admin_token(&ours, "disabled here").await;
     ours.tokens()
         .disable_token(admin(v1::DisableTokenRequest {
             token: by_id(&token.id),
@@ -194,7 +173,7 @@ async fn a_follower_fails_over_to_the_next_upstream() {
         verifier.shared.metrics.feed_following.get() == 1
     })
     .await;
-    let (token, secret) = api_token(&issuer, "failover").await;
+    let (token, secret) = admin_token(&issuer, "failover").await;
     issuer
         .tokens()
         .disable_token(admin(v1::DisableTokenRequest {

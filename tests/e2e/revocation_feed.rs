@@ -2,10 +2,9 @@
 //! following it instead of polling the store.
 
 use crate::on_both_backends;
+use crate::support::feed::{admin_token, disable, enable, wait_until};
 use crate::support::verifier::{VerifierHarness, verifier_config};
-use crate::support::{
-    Backend, FEED_SECRET, Harness, admin, bearer, by_id, expect_code, issuer_config,
-};
+use crate::support::{Backend, FEED_SECRET, Harness, bearer, expect_code, issuer_config};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,33 +18,6 @@ use tessera_store::Store;
 use tokio_stream::StreamExt as _;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tonic_health::pb::health_check_response::ServingStatus;
-
-async fn create(issuer: &Harness, name: &str) -> (v1::Token, String) {
-    let reply = issuer
-        .create_token(v1::CreateTokenRequest {
-            name: name.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("create");
-    (reply.token.expect("metadata"), reply.secret)
-}
-
-async fn disable(issuer: &Harness, id: &str) {
-    issuer
-        .tokens()
-        .disable_token(admin(v1::DisableTokenRequest { token: by_id(id) }))
-        .await
-        .expect("disable");
-}
-
-async fn enable(issuer: &Harness, id: &str) {
-    issuer
-        .tokens()
-        .enable_token(admin(v1::EnableTokenRequest { token: by_id(id) }))
-        .await
-        .expect("enable");
-}
 
 /// A verifier beside `issuer` that follows its feed, and polls so rarely
 /// that only the feed can explain a change seen within seconds.
@@ -118,7 +90,7 @@ async fn the_feed_sends_every_event_in_order(backend: Backend) {
     let issuer = Harness::start(backend).await;
     let mut ids = Vec::new();
     for n in 0..6 {
-        let (token, _) = create(&issuer, &format!("feed {n}")).await;
+        let (token, _) = admin_token(&issuer, &format!("feed {n}")).await;
         disable(&issuer, &token.id).await;
         ids.push(token.id);
     }
@@ -208,7 +180,7 @@ async fn followers_present_the_feed_secret(backend: Backend) {
     );
 
     // A verifier with the secret follows; one without it polls.
-    let (token, secret) = create(&issuer, "secret feed").await;
+    let (token, secret) = admin_token(&issuer, "secret feed").await;
     let with = following(&issuer, Duration::from_secs(30));
     let with = VerifierHarness::spawn(with, issuer.clock.clone()).await;
     with.wait_for_health(ServingStatus::Serving).await;
@@ -247,17 +219,6 @@ async fn followers_present_the_feed_secret(backend: Backend) {
     issuer.stop().await;
 }
 
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
-    let started = tokio::time::Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what}: not within 20 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A verifier follows the feed; when the issuer goes, it polls the store,
 /// and when the issuer is back it follows again. With both the feed and
 /// the store gone it goes stale and fails closed, as with polling alone.
@@ -265,7 +226,7 @@ async fn a_cut_feed_falls_back_to_polling_and_back(backend: Backend) {
     let issuer = Harness::start(backend).await;
     let addr = issuer.addr;
     let clock = issuer.clock.clone();
-    let (token, secret) = create(&issuer, "cut feed").await;
+    let (token, secret) = admin_token(&issuer, "cut feed").await;
     let verifier = VerifierHarness::spawn(
         following(&issuer, Duration::from_millis(100)),
         clock.clone(),
@@ -342,7 +303,7 @@ async fn a_cut_feed_falls_back_to_polling_and_back(backend: Backend) {
 /// (and polling only every 30 s) sees the issuer's changes within seconds.
 async fn a_verifier_relays_the_feed_to_others(backend: Backend) {
     let issuer = Harness::start(backend).await;
-    let (token, secret) = create(&issuer, "relayed").await;
+    let (token, secret) = admin_token(&issuer, "relayed").await;
     let mut relay = following(&issuer, Duration::from_millis(100));
     relay.serve_feed = true;
     let relay = VerifierHarness::spawn(relay, issuer.clock.clone()).await;
@@ -527,7 +488,7 @@ impl RevocationFeedService for Gappy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_in_the_feed_makes_the_follower_start_over() {
     let issuer = Harness::start(Backend::Sqlite).await;
-    let (token, secret) = create(&issuer, "gap").await;
+    let (token, secret) = admin_token(&issuer, "gap").await;
     let owner = token.owner_id.clone();
     let base = issuer
         .db()

@@ -2,6 +2,7 @@
 //! manual clock, and helpers for credentials and status checks.
 
 pub mod db;
+pub mod feed;
 pub mod fme;
 pub mod http;
 pub mod lifecycle;

@@ -334,6 +334,31 @@ pub(super) fn location(base: &str, owner: &str, name: &str) -> String {
     format!("{base}/{}/{}", encode(owner), encode(name))
 }
 
+/// The `201 Created` answer to a create in either version: `body` (the
+/// token as that version shows it, with its secret), the dependencies the
+/// issuer added, and a `Location` where the token now is.
+pub(super) fn created(
+    base: &str,
+    token: &v1::Token,
+    mut body: Value,
+    added: &[v1::Grant],
+) -> axum::response::Response {
+    if !added.is_empty()
+        && let Some(object) = body.as_object_mut()
+    {
+        object.insert("addedDependencies".into(), shape::permissions(added));
+    }
+    let mut response = super::answer::json(StatusCode::CREATED, &body);
+    if let Ok(location) =
+        axum::http::HeaderValue::from_str(&location(base, &token.owner_name, &token.name))
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::LOCATION, location);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

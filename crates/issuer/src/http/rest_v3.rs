@@ -20,7 +20,7 @@ use super::shape::{self, Permission};
 use axum::Router;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
@@ -147,22 +147,13 @@ async fn create(State(face): State<Arc<Face>>, request: Request) -> Response {
             .map_err(refused)?
             .into_inner();
         let token = created.token.unwrap_or_default();
-        let mut body = shape::with_secret(shape::v3_token(&token), created.secret);
-        if !created.added_dependencies.is_empty()
-            && let Some(object) = body.as_object_mut()
-        {
-            object.insert(
-                "addedDependencies".into(),
-                shape::permissions(&created.added_dependencies),
-            );
-        }
-        let mut response = answer::json(StatusCode::CREATED, &body);
-        if let Ok(location) =
-            HeaderValue::from_str(&rest::location(BASE, &token.owner_name, &token.name))
-        {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        Ok(response)
+        let body = shape::with_secret(shape::v3_token(&token), created.secret);
+        Ok(rest::created(
+            BASE,
+            &token,
+            body,
+            &created.added_dependencies,
+        ))
     })
     .await
 }
