@@ -6,10 +6,12 @@
 use super::Face;
 use super::answer::{Dialect, Problem};
 use super::grpc::Origin;
+use super::input::Params;
 use super::shape::{self, Permission};
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde_json::{Value, json};
 use tessera_core::authorization::{self, Credentials};
 use tessera_proto::v1;
@@ -21,6 +23,13 @@ const MAX_LISTED: usize = 100_000;
 
 /// Tokens read per `ListTokens` page.
 const PAGE: i32 = 1_000;
+
+/// Who calls, for a request whose query may hold only `allowed`.
+pub(super) fn caller(face: &Face, parts: &Parts, allowed: &[&str]) -> Result<Origin, Problem> {
+    let query = Params::of_query(parts);
+    query.only(allowed)?;
+    super::input::origin(face, parts, &query)
+}
 
 /// The user and token name of a `…/tokens/{user}/{name}` path.
 pub(super) fn names(

@@ -115,9 +115,7 @@ struct NewToken {
 async fn create(State(face): State<Arc<Face>>, request: Request) -> Response {
     v3(async {
         let (parts, body) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         let asked: NewToken = input::json(Dialect::V3, &parts.headers, body).await?;
         let permissions = rest::asked_grants(
             Dialect::V3,
@@ -166,9 +164,7 @@ async fn get_one(
     v3(async {
         let (owner, name) = rest::names(path)?;
         let (parts, _) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         let token = rest::get(&face, &origin, (&owner, &name))
             .await
             .map_err(refused)?;
@@ -213,9 +209,7 @@ async fn update(
     v3(async {
         let (owner, name) = rest::names(path)?;
         let (parts, body) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         let asked: TokenChange = input::json(Dialect::V3, &parts.headers, body).await?;
         if asked.name.as_deref().is_some_and(|n| n != name)
             || asked.user.as_deref().is_some_and(|u| u != owner)
@@ -266,9 +260,7 @@ async fn delete(
     v3(async {
         let (owner, name) = rest::names(path)?;
         let (parts, _) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         rest::delete(&face, &origin, (&owner, &name))
             .await
             .map_err(refused)?;

@@ -121,9 +121,7 @@ struct NewToken {
 async fn create(State(face): State<Arc<Face>>, request: Request) -> Response {
     v4(async {
         let (parts, body) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         let asked: NewToken = input::json(Dialect::V4, &parts.headers, body).await?;
         let permissions = rest::asked_grants(
             Dialect::V4,
@@ -182,9 +180,7 @@ async fn get_one(
     v4(async {
         let (owner, name) = rest::names(path)?;
         let (parts, _) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         let token = rest::get(&face, &origin, (&owner, &name))
             .await
             .map_err(refused)?;
@@ -228,9 +224,7 @@ async fn update(
     v4(async {
         let (owner, name) = rest::names(path)?;
         let (parts, body) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         let asked: TokenChange = input::json(Dialect::V4, &parts.headers, body).await?;
         if asked.name.as_deref().is_some_and(|n| n != name)
             || asked.owner.as_deref().is_some_and(|o| o != owner)
@@ -274,9 +268,7 @@ async fn delete(
     v4(async {
         let (owner, name) = rest::names(path)?;
         let (parts, _) = request.into_parts();
-        let query = Params::of_query(&parts);
-        query.only(ONE_PARAMETERS)?;
-        let origin = input::origin(&face, &parts, &query)?;
+        let origin = rest::caller(&face, &parts, ONE_PARAMETERS)?;
         rest::delete(&face, &origin, (&owner, &name))
             .await
             .map_err(refused)?;
